@@ -1,0 +1,66 @@
+"""whatsapp-session-plugin: bounded delivery-receipt tracking for WhatsApp bots.
+
+The pluggy project name is ``whatsapp``; third-party plugins are found through the
+``wa_sessions`` entry-point group. The public API is what ``__all__`` names; the heavier parts
+(the aiohttp server, the client) are imported on first use so that adapters and the pure manager
+stay importable without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from plugin.model import (
+    CleanupReport,
+    InboundMessage,
+    MessageExpired,
+    Outcome,
+    Receipt,
+    ReceiptError,
+    SessionSummary,
+    Status,
+    StatusChange,
+)
+
+__all__ = [
+    "CleanupReport",
+    "InboundMessage",
+    "MessageExpired",
+    "MessageSession",
+    "MessageSessionManager",
+    "Outcome",
+    "Receipt",
+    "ReceiptError",
+    "SessionSummary",
+    "SettingsError",
+    "Status",
+    "StatusChange",
+    "WhatsAppClient",
+    "create_app",
+    "hookimpl",
+    "hookspec",
+    "load_settings",
+    "make_plugin_manager",
+    "setup",
+]
+
+_LAZY = {
+    "MessageSession": "plugin.manager",
+    "MessageSessionManager": "plugin.manager",
+    "SettingsError": "plugin.errors",
+    "hookimpl": "plugin.hookspecs",
+    "hookspec": "plugin.hookspecs",
+    "make_plugin_manager": "plugin.plugins",
+    "load_settings": "plugin.settings",
+    "create_app": "plugin.server",
+    "setup": "plugin.server",
+    "WhatsAppClient": "plugin.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plugin' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,29 @@
+"""Error types of the plugin. Each is raised where its cause is known and turned into an exit
+status or an HTTP answer in exactly one place (the CLI, the server)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SettingProblem", "SettingsError"]
+
+
+@dataclass(slots=True, frozen=True)
+class SettingProblem:
+    """One invalid setting: which key, what value, what would have been accepted."""
+
+    key: str
+    value: object
+    accepted: str
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value!r}: expected {self.accepted}"
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[SettingProblem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} invalid setting(s):\n{lines}")

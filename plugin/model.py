@@ -1,0 +1,168 @@
+"""The normalized model: what every provider's receipts become, and what the manager reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+__all__ = [
+    "COUNTER_KEYS",
+    "OUTCOME_KEYS",
+    "CleanupReport",
+    "InboundMessage",
+    "MessageExpired",
+    "Outcome",
+    "Receipt",
+    "ReceiptError",
+    "SessionSummary",
+    "Status",
+    "StatusChange",
+]
+
+
+class Status(IntEnum):
+    """The delivery ladder. QUEUED < SENT < DELIVERED < READ < PLAYED; FAILED stands apart."""
+
+    QUEUED = 0
+    SENT = 1
+    DELIVERED = 2
+    READ = 3
+    PLAYED = 4
+    FAILED = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Outcome(StrEnum):
+    """What applying one receipt did. Every receipt has exactly one."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    LATE = "late"
+    UNKNOWN = "unknown"
+    ADOPTED = "adopted"
+
+
+#: Funnel counters of a session, in the order the stats views print them.
+COUNTER_KEYS: tuple[str, ...] = (
+    "sent", "delivered", "read", "played", "failed", "pending", "expired", "evicted",
+)
+#: Receipt outcome keys, in the order the stats views print them.
+OUTCOME_KEYS: tuple[str, ...] = tuple(o.value for o in Outcome)
+
+
+@dataclass(slots=True, frozen=True)
+class ReceiptError:
+    """Why a provider says a message failed."""
+
+    code: str | None = None
+    title: str | None = None
+    details: str | None = None
+
+
+# Not frozen on purpose: a frozen dataclass sets each field through object.__setattr__, which
+# makes construction about four times slower, and receipts are built once per status update.
+@dataclass(slots=True)
+class Receipt:
+    """One delivery receipt (ack), normalized from any provider.
+
+    ``timestamp`` is epoch seconds (``None`` when the provider sends none: the manager then
+    uses the arrival time).
+    """
+
+    message_id: str
+    status: Status
+    timestamp: float | None = None
+    recipient: str | None = None
+    provider: str = "meta"
+    error: ReceiptError | None = None
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    """A message a user sent to the bot, normalized from any provider."""
+
+    message_id: str
+    sender: str
+    timestamp: float | None
+    type: str
+    text: str | None = None
+    provider: str = "meta"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class StatusChange:
+    """Payload of the ``status changed`` event: a receipt moved a message up the ladder."""
+
+    message_id: str
+    session_id: str
+    old_status: Status | None
+    new_status: Status
+    outcome: Outcome
+    recipient: str | None
+    provider: str
+    timestamp: float
+    error: ReceiptError | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class MessageExpired:
+    """Payload of the ``message expired`` event: released before it was delivered or failed."""
+
+    message_id: str
+    session_id: str
+    status: Status
+    recipient: str | None
+    sent_at: float
+    reason: str  # "window" (its ack window ended) or "session" (its session completed first)
+
+
+@dataclass(slots=True, frozen=True)
+class SessionSummary:
+    """What is kept of a completed session: its funnel and its receipt outcomes."""
+
+    session_id: str
+    started_at: float
+    ended_at: float
+    completed_at: float
+    counters: dict[str, int]
+    receipts: dict[str, int]
+    errors: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "completed_at": self.completed_at,
+            **self.counters,
+            "receipts": dict(self.receipts),
+            "errors": dict(self.errors),
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class CleanupReport:
+    """What one ``cleanup()`` did."""
+
+    at: float
+    expired_messages: int
+    completed_sessions: tuple[str, ...]
+    history_trimmed: int
+    remaining_history: int
+    tombstones_dropped: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "expired_messages": self.expired_messages,
+            "completed_sessions": list(self.completed_sessions),
+            "history_trimmed": self.history_trimmed,
+            "remaining_history": self.remaining_history,
+            "tombstones_dropped": self.tombstones_dropped,
+        }
