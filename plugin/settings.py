@@ -1,0 +1,630 @@
+"""Settings: ``settings.toml`` (+ ``.secrets.toml``) through dynaconf, with environments and
+``WHATSAPP_*`` environment variables, validated into a frozen :class:`Settings` that reports every
+problem at once. A host app may hand over its own settings object instead."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from dynaconf import Dynaconf
+from dynaconf.base import LazySettings
+
+from plugin.durations import DURATION_HELP, format_duration, parse_duration
+from plugin.errors import SettingProblem, SettingsError
+from plugin.options import MANAGER_KEYS, ManagerOptions, resolve_options
+
+__all__ = [
+    "BridgeSettings",
+    "MetaSettings",
+    "ServerSettings",
+    "Settings",
+    "TwilioSettings",
+    "WahaSettings",
+    "check_config_command",
+    "load_settings",
+]
+
+log = logging.getLogger(__name__)
+
+ENVVAR_PREFIX = "WHATSAPP"
+ENV_VARIABLE = "WHATSAPP_ENV"
+SETTINGS_FILE_VARIABLE = "WHATSAPP_SETTINGS_FILE"
+DEFAULT_ENV = "development"
+PRODUCTION = "production"
+REDACTED = "***"
+
+KIB = 1024
+MIB = 1024 * KIB
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": KIB, "mb": 1000**2, "mib": MIB, "gb": 1000**3,
+               "gib": 1024 * MIB}
+_SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
+_MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?$")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+PROVIDERS = ("meta", "twilio", "waha", "bridge")
+_SECTIONS = ("server", *PROVIDERS)
+_OTHER_KEYS = ("plugins", "store", "state_file", "snapshot_interval", "redis_url",
+               "redis_prefix", "event_queue_size")
+_KNOWN_KEYS = frozenset({*MANAGER_KEYS, *_SECTIONS, *_OTHER_KEYS, "env"})
+#: Keys holding secrets: shown as "***", never logged or printed.
+_SECRET_KEYS = frozenset({
+    "redaction_key", "server.admin_token", "meta.app_secret", "meta.verify_token",
+    "meta.access_token", "meta.shared_secret", "twilio.auth_token", "waha.hmac_key",
+    "bridge.secret",
+})
+#: String keys whose environment variable is taken verbatim: dynaconf would turn
+#: ``WHATSAPP_META__VERIFY_TOKEN=0x1F`` into the integer 31.
+_VERBATIM_KEYS = (
+    "redaction_key", "timezone", "state_file", "redis_url", "redis_prefix",
+    "server.host", "server.webhook_path", "server.admin_token",
+    "meta.app_secret", "meta.verify_token", "meta.access_token", "meta.phone_number_id",
+    "meta.api_base_url", "meta.shared_secret_header", "meta.shared_secret",
+    "twilio.auth_token", "twilio.account_sid", "twilio.public_url", "twilio.api_base_url",
+    "waha.hmac_key", "bridge.secret",
+)
+#: Keys dynaconf adds to ``as_dict()`` itself, and our own switch WHATSAPP_SETTINGS_FILE.
+_DYNACONF_KEYS = frozenset({"load_dotenv", "settings_file", "settings_files"})
+
+
+def _is_dynaconf_key(key: str) -> bool:
+    return key in _DYNACONF_KEYS or key.endswith("_for_dynaconf")
+
+
+@dataclass(slots=True, frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    webhook_path: str = "/webhooks"
+    admin_token: str | None = field(default=None, repr=False)
+    max_body_size: int = 3 * MIB
+
+
+@dataclass(slots=True, frozen=True)
+class MetaSettings:
+    """Meta Cloud API, and the BSPs that forward its format (360dialog, Gupshup v3)."""
+
+    enabled: bool = True
+    app_secret: str | None = field(default=None, repr=False)
+    verify_token: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    phone_number_id: str | None = None
+    api_base_url: str = "https://graph.facebook.com/v21.0"
+    #: For a BSP that does not sign with the app secret: a header it sends with a shared value.
+    shared_secret_header: str | None = None
+    shared_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.app_secret is not None or self.shared_secret is not None
+
+
+@dataclass(slots=True, frozen=True)
+class TwilioSettings:
+    enabled: bool = False
+    auth_token: str | None = field(default=None, repr=False)
+    account_sid: str | None = None
+    #: The base URL Twilio calls (scheme, host, optional port): signatures cover it.
+    public_url: str | None = None
+    api_base_url: str = "https://api.twilio.com"
+
+    @property
+    def signed(self) -> bool:
+        return self.auth_token is not None
+
+
+@dataclass(slots=True, frozen=True)
+class WahaSettings:
+    enabled: bool = False
+    hmac_key: str | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.hmac_key is not None
+
+
+@dataclass(slots=True, frozen=True)
+class BridgeSettings:
+    """Acks forwarded by a whatsapp-web.js or Baileys bot."""
+
+    enabled: bool = False
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.secret is not None
+
+
+Provider = MetaSettings | TwilioSettings | WahaSettings | BridgeSettings
+
+
+@dataclass(slots=True, frozen=True, repr=False)
+class Settings:
+    """Everything the plugin reads from configuration, validated; durations in seconds."""
+
+    env: str
+    manager: ManagerOptions
+    server: ServerSettings = field(default_factory=ServerSettings)
+    meta: MetaSettings = field(default_factory=MetaSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    waha: WahaSettings = field(default_factory=WahaSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
+    plugins: tuple[str, ...] = ()
+    store: Literal["memory", "redis"] = "memory"
+    state_file: str | None = None
+    snapshot_interval: float = 300.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "wa-sessions"
+    event_queue_size: int = 10_000
+
+    @classmethod
+    def from_mapping(cls, obj: object, *, env: str | None = None) -> Settings:
+        """Validate a host's settings: a dict (any key case, nested dicts for sub-tables), a
+        dynaconf ``Dynaconf``/``LazySettings`` instance, or any Mapping. The environment is
+        ``env``, else the dynaconf object's current one, else an ``env`` key, else
+        ``WHATSAPP_ENV``, else development. Raises SettingsError with every problem."""
+        if isinstance(obj, Settings):
+            return obj
+        if isinstance(obj, LazySettings):
+            data = _lower_keys(obj.as_dict())
+            if getattr(obj, "ENVIRONMENTS_FOR_DYNACONF", False):
+                env = env or str(obj.current_env)
+        elif isinstance(obj, Mapping):
+            data = _lower_keys(obj)
+        else:
+            raise TypeError(f"settings must be a mapping or a dynaconf object, not {type(obj)!r}")
+        data = {k: v for k, v in data.items() if not _is_dynaconf_key(k)}
+        chosen = env or data.get("env") or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV
+        return _validate(data, chosen)
+
+    @property
+    def production(self) -> bool:
+        return self.env == PRODUCTION
+
+    @property
+    def enabled_providers(self) -> tuple[str, ...]:
+        return tuple(name for name in PROVIDERS if self.provider(name).enabled)
+
+    def provider(self, name: str) -> Provider:
+        """The settings of provider ``name`` (meta, twilio, waha, bridge)."""
+        if name not in PROVIDERS:
+            raise KeyError(name)
+        value: Provider = getattr(self, name)
+        return value
+
+    def warnings(self) -> list[str]:
+        """Loud warnings the server logs at start (development allows what production refuses)."""
+        out: list[str] = []
+        path = self.server.webhook_path
+        for name in self.enabled_providers:
+            if not self.provider(name).signed:
+                out.append(
+                    f"UNSIGNED WEBHOOKS ACCEPTED for provider {name}: {_SECRET_OF[name]} is not "
+                    f"set, so anyone who reaches POST {path}/{name} can inject receipts "
+                    f"(allowed in {self.env} only; production refuses to start)"
+                )
+        if self.meta.enabled and self.meta.verify_token is None:
+            out.append(f"meta.verify_token is not set: the Meta verification handshake "
+                       f"(GET {path}/meta) will be refused")
+        if self.twilio.enabled and self.twilio.signed and self.twilio.public_url is None:
+            out.append("twilio.public_url is not set: Twilio signs the public URL it calls, "
+                       "which this process cannot know behind a proxy")
+        if self.production and self.manager.redact_recipients and not self.manager.redaction_key:
+            out.append("redaction_key is empty: recipient hashes are unkeyed, so anyone can "
+                       "recompute them from phone numbers; set WHATSAPP_REDACTION_KEY")
+        return out
+
+    def as_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        """Settings spelled as settings values (durations as strings); secrets as "***" unless
+        ``redact=False``. Without redaction the result loads back through ``from_mapping``."""
+        out: dict[str, Any] = {"env": self.env, **self.manager.as_settings()}
+        out["redaction_key"] = self.manager.redaction_key
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
+        out["server"]["max_body_size"] = _format_size(self.server.max_body_size)
+        out.update(
+            plugins=list(self.plugins), store=self.store, state_file=self.state_file,
+            snapshot_interval=format_duration(self.snapshot_interval), redis_url=self.redis_url,
+            redis_prefix=self.redis_prefix, event_queue_size=self.event_queue_size,
+        )
+        if redact:
+            for dotted in _SECRET_KEYS:
+                head, _, tail = dotted.rpartition(".")
+                table = out[head] if head else out
+                if table[tail]:
+                    table[tail] = REDACTED
+            out["redis_url"] = _redact_url(self.redis_url)
+        return out
+
+    def redacted(self) -> dict[str, Any]:
+        """``as_dict()`` with secrets shown as "***": the only form fit for printing."""
+        return self.as_dict(redact=True)
+
+    def __repr__(self) -> str:
+        return f"Settings({self.redacted()!r})"
+
+
+_SECRET_OF = {"meta": "meta.app_secret", "twilio": "twilio.auth_token",
+              "waha": "waha.hmac_key", "bridge": "bridge.secret"}
+
+
+def load_settings(
+    settings_file: str | os.PathLike[str] | None = None, *, env: str | None = None
+) -> Settings:
+    """Load ``settings_file`` (default ``$WHATSAPP_SETTINGS_FILE``, else ``./settings.toml``) and
+    ``.secrets.toml`` beside it, in environment ``env`` (default ``$WHATSAPP_ENV``, else
+    development), with ``WHATSAPP_*`` environment variables on top. Raises SettingsError."""
+    named = settings_file if settings_file is not None else os.environ.get(SETTINGS_FILE_VARIABLE)
+    path = Path(named or "settings.toml").expanduser().resolve()
+    if not path.is_file():
+        if named:
+            raise SettingsError([SettingProblem("settings_file", str(path), "an existing file")])
+        log.info("no %s: using defaults and WHATSAPP_* environment variables", path)
+    files = [p for p in (path, path.with_name(".secrets.toml")) if p.is_file()]
+    problems: list[SettingProblem] = []
+    environments = {DEFAULT_ENV, PRODUCTION}
+    for file in files:
+        environments |= _toml_environments(file, problems)
+    chosen = (env or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV).strip().lower()
+    if chosen not in environments - {"default", "global"}:
+        problems.append(SettingProblem(
+            "env", chosen, f"one of {', '.join(sorted(environments - {'default', 'global'}))} "
+            f"(set by {ENV_VARIABLE}; an environment is a table of the settings file)"))
+    if problems:
+        raise SettingsError(problems)
+    # A new instance per call: dynaconf reads files and the environment when it is built.
+    dyn = Dynaconf(
+        envvar_prefix=ENVVAR_PREFIX, settings_files=[str(p) for p in files], environments=True,
+        env_switcher=ENV_VARIABLE, force_env=chosen, merge_enabled=True, load_dotenv=False,
+        includes=[], preload=[],
+    )
+    data = _lower_keys(dyn.as_dict())
+    for dotted in _VERBATIM_KEYS:
+        head, _, tail = dotted.rpartition(".")
+        raw = os.environ.get(f"{ENVVAR_PREFIX}_{head.upper()}__{tail.upper()}" if head
+                             else f"{ENVVAR_PREFIX}_{tail.upper()}")
+        table = data.setdefault(head, {}) if head else data
+        if raw is not None and isinstance(table, dict):
+            table[tail] = raw
+    data.pop("env", None)
+    return Settings.from_mapping(data, env=chosen)
+
+
+def check_config_command(args: argparse.Namespace) -> int:
+    """``wa-sessions check-config``: print a summary and return 0; SettingsError propagates."""
+    settings = load_settings(getattr(args, "settings", None), env=None)
+    for warning in settings.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    shown = settings.redacted()
+    lines = [f"settings OK (env={settings.env}, profile={settings.manager.profile})", "manager:"]
+    lines += [f"  {key} = {_toml(value)}" for key, value in settings.manager.as_settings().items()]
+    lines.append(f"  redaction_key = {_toml(shown['redaction_key'])}")
+    server = settings.server
+    lines.append(
+        f"server: {server.host}:{server.port}, webhooks under {server.webhook_path}, "
+        f"max body {_format_size(server.max_body_size)}, admin token "
+        + ("set" if server.admin_token else "not set (admin routes answer loopback only)"))
+    providers = [f"{name} ({'signed' if settings.provider(name).signed else 'UNSIGNED'})"
+                 for name in settings.enabled_providers]
+    lines.append(f"providers: {', '.join(providers) or 'none'}")
+    lines.append(f"plugins: {', '.join(settings.plugins) or 'none'}")
+    store = f"store: {settings.store}"
+    if settings.store == "redis":
+        store += f" ({shown['redis_url']}, prefix {settings.redis_prefix!r})"
+    if settings.state_file:
+        store += (f", snapshots to {settings.state_file} "
+                  f"every {format_duration(settings.snapshot_interval)}")
+    lines.append(store)
+    lines.append(f"event queue: {settings.event_queue_size} events")
+    print("\n".join(lines))
+    return 0
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def _validate(data: dict[str, Any], env: object) -> Settings:
+    problems: list[SettingProblem] = []
+    if not isinstance(env, str) or not _ENV_NAME.match(env.strip().lower()):
+        problems.append(SettingProblem("env", env, "an environment name like development"))
+        env = DEFAULT_ENV
+    env = env.strip().lower()
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        log.warning("unknown settings ignored: %s", ", ".join(unknown))
+
+    manager: ManagerOptions | None = None
+    try:
+        manager = resolve_options({k: data[k] for k in MANAGER_KEYS if k in data})
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+
+    top = _Reader("", data, problems)
+    s = top.section("server")
+    server = ServerSettings(
+        host=s.text("host", "127.0.0.1", required=True) or "127.0.0.1",
+        port=s.integer("port", 8080, 0, 65535),
+        webhook_path=s.path("webhook_path", "/webhooks"),
+        admin_token=s.text("admin_token"),
+        max_body_size=s.size("max_body_size", 3 * MIB),
+    )
+    m = top.section("meta")
+    meta = MetaSettings(
+        app_secret=m.text("app_secret"), verify_token=m.text("verify_token"),
+        access_token=m.text("access_token"), phone_number_id=m.text("phone_number_id"),
+        api_base_url=m.url("api_base_url", "https://graph.facebook.com/v21.0") or "",
+        shared_secret_header=m.text("shared_secret_header"), shared_secret=m.text("shared_secret"),
+    )
+    meta = _with_enabled(meta, m.flag("enabled", True))
+    if (meta.shared_secret is None) != (meta.shared_secret_header is None):
+        missing = "shared_secret" if meta.shared_secret is None else "shared_secret_header"
+        problems.append(SettingProblem(f"meta.{missing}", None,
+                                       "set together with the other of the pair"))
+    t = top.section("twilio")
+    twilio = TwilioSettings(
+        auth_token=t.text("auth_token"), account_sid=t.text("account_sid"),
+        public_url=t.url("public_url", None),
+        api_base_url=t.url("api_base_url", "https://api.twilio.com") or "",
+    )
+    twilio = _with_enabled(twilio, t.flag("enabled", False))
+    w = top.section("waha")
+    waha = _with_enabled(WahaSettings(hmac_key=w.text("hmac_key")), w.flag("enabled", False))
+    b = top.section("bridge")
+    bridge = _with_enabled(BridgeSettings(secret=b.text("secret")), b.flag("enabled", False))
+
+    store = str(data.get("store", "memory")).strip().lower()
+    if store not in ("memory", "redis"):
+        problems.append(SettingProblem("store", data.get("store"), '"memory" or "redis"'))
+        store = "memory"
+    redis_url = top.url("redis_url", "redis://127.0.0.1:6379/0",
+                        schemes=("redis", "rediss", "unix")) or ""
+    prefix = top.text("redis_prefix", "wa-sessions", required=True) or "wa-sessions"
+    if re.search(r"\s", prefix):
+        problems.append(SettingProblem("redis_prefix", prefix, "a string without spaces"))
+    settings = Settings(
+        env=env,
+        manager=manager or resolve_options(),
+        server=server, meta=meta, twilio=twilio, waha=waha, bridge=bridge,
+        plugins=top.module_paths("plugins"),
+        store="redis" if store == "redis" else "memory",
+        state_file=top.text("state_file"),
+        snapshot_interval=top.duration("snapshot_interval", 300.0, 1.0, 86400.0),
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
+    )
+    if settings.production:
+        problems.extend(_production_problems(settings))
+    if problems:
+        raise SettingsError([_hide_secret(p) for p in problems])
+    return settings
+
+
+def _production_problems(settings: Settings) -> list[SettingProblem]:
+    need = "required in production; set it from the environment"
+    out: list[SettingProblem] = []
+    if settings.server.admin_token is None:
+        out.append(SettingProblem("server.admin_token", None,
+                                  f"a token ({need}: WHATSAPP_SERVER__ADMIN_TOKEN)"))
+    if settings.meta.enabled and not settings.meta.signed:
+        out.append(SettingProblem(
+            "meta.app_secret", None,
+            f"a secret while [meta] is enabled ({need}: WHATSAPP_META__APP_SECRET; a BSP that "
+            "does not sign may use meta.shared_secret_header + meta.shared_secret instead)"))
+    if settings.meta.enabled and settings.meta.verify_token is None:
+        out.append(SettingProblem("meta.verify_token", None,
+                                  f"a token while [meta] is enabled ({need}: "
+                                  "WHATSAPP_META__VERIFY_TOKEN)"))
+    for name, key in (("twilio", "auth_token"), ("twilio", "public_url"),
+                      ("waha", "hmac_key"), ("bridge", "secret")):
+        provider = settings.provider(name)
+        if provider.enabled and getattr(provider, key) is None:
+            variable = f"WHATSAPP_{name.upper()}__{key.upper()}"
+            out.append(SettingProblem(f"{name}.{key}", None,
+                                      f"a value while [{name}] is enabled ({need}: {variable})"))
+    return out
+
+
+_P = TypeVar("_P", MetaSettings, TwilioSettings, WahaSettings, BridgeSettings)
+
+
+def _with_enabled(provider: _P, flag: bool) -> _P:
+    """A provider is enabled when ``enabled = true`` or its secret is set."""
+    return replace(provider, enabled=flag or provider.signed)
+
+
+class _Reader:
+    """Reads typed values from one table, recording a problem (and using the default) for each
+    bad value so that validation goes on and reports everything."""
+
+    def __init__(self, name: str, data: Mapping[str, Any], problems: list[SettingProblem]):
+        self.name, self.data, self.problems = name, data, problems
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def fail(self, key: str, accepted: str) -> None:
+        self.problems.append(SettingProblem(self.key(key), self.data.get(key), accepted))
+
+    def section(self, key: str) -> _Reader:
+        value = self.data.get(key, {})
+        if not isinstance(value, Mapping):
+            self.fail(key, "a table of settings")
+            value = {}
+        for extra in sorted(set(value) - {f.name for f in fields(_TABLES[key])}):
+            log.warning("unknown setting ignored: %s.%s", key, extra)
+        return _Reader(self.key(key), value, self.problems)
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # tokens and ids are strings, even when they look like numbers
+        if value is None or value == "":
+            if required and key in self.data:
+                self.fail(key, "a non-empty string")
+            return default
+        if not isinstance(value, str):
+            self.fail(key, "a string")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
+            return False
+        if isinstance(value, bool):
+            return value
+        self.fail(key, "true or false")
+        return default
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, f"an integer from {low} to {high}")
+            return default
+        return value
+
+    def duration(self, key: str, default: float, low: float, high: float) -> float:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            self.fail(key, DURATION_HELP)
+            return default
+        if not low <= seconds <= high:
+            self.fail(key, f"a duration from {format_duration(low)} to {format_duration(high)}")
+            return default
+        return seconds
+
+    def size(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        accepted = 'a size from 1KiB to 1GiB: integer bytes, or like "3MiB", "512KiB"'
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        match = _SIZE.match(value) if isinstance(value, str) else None
+        if match and match.group(2).lower() in _SIZE_UNITS:
+            number = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+        if number is None or not KIB <= number <= 1024 * MIB:
+            self.fail(key, accepted)
+            return default
+        return number
+
+    def path(self, key: str, default: str) -> str:
+        value = self.text(key, default) or default
+        trimmed = value.rstrip("/")
+        if not value.startswith("/") or not trimmed or re.search(r"[\s?#]", value):
+            self.fail(key, 'a URL path like "/webhooks" (starts with "/", not just "/")')
+            return default
+        return trimmed
+
+    def url(self, key: str, default: str | None,
+            schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+        value = self.text(key, default)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix") or (
+            parts.query and parts.scheme in ("http", "https")) or parts.fragment:
+            self.fail(key, f"a {' or '.join(schemes)} URL")
+            return default
+        return value.rstrip("/") if parts.scheme in ("http", "https") else value
+
+    def module_paths(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key) or []
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        accepted = 'a list of module paths like ["mybot.audit"]'
+        if not isinstance(value, list | tuple):
+            self.fail(key, accepted)
+            return ()
+        paths: list[str] = []
+        for item in value:
+            if not isinstance(item, str) or not _MODULE_PATH.match(item.strip()):
+                self.problems.append(SettingProblem(self.key(key), item, accepted))
+            elif item.strip() not in paths:
+                paths.append(item.strip())
+        return tuple(paths)
+
+
+_TABLES: dict[str, type] = {"server": ServerSettings, "meta": MetaSettings,
+                            "twilio": TwilioSettings, "waha": WahaSettings,
+                            "bridge": BridgeSettings}
+
+
+def _hide_secret(problem: SettingProblem) -> SettingProblem:
+    if problem.key in _SECRET_KEYS and problem.value not in (None, ""):
+        return SettingProblem(problem.key, REDACTED, problem.accepted)
+    return problem
+
+
+def _lower_keys(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """Keys in lower case at every level (dynaconf upper-cases top-level and env-var keys)."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = str(key).lower()
+        if isinstance(item, Mapping):
+            item = _lower_keys(item)
+            if isinstance(out.get(name), dict):
+                item = {**out[name], **item}
+        out[name] = item
+    return out
+
+
+def _toml_environments(path: Path, problems: list[SettingProblem]) -> set[str]:
+    """The environment tables of a settings file; keys outside them would be silently ignored by
+    dynaconf, so they are problems here."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        problems.append(SettingProblem("settings_file", str(path), f"valid TOML ({exc})"))
+        return set()
+    envs: set[str] = set()
+    for key, value in document.items():
+        if isinstance(value, dict) and key.lower() not in _KNOWN_KEYS:
+            envs.add(key.lower())
+        else:
+            problems.append(SettingProblem(
+                key, REDACTED if key in _SECRET_KEYS else value,
+                f"inside an environment table of {path.name}, e.g. [default] or [default.{key}]"))
+    return envs
+
+
+def _format_size(size: int) -> str:
+    for unit, factor in (("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", KIB)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
