@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 from plugin.model import InboundMessage, Receipt
 
@@ -15,13 +18,21 @@ __all__ = [
     "SignatureInvalid",
     "SignatureMissing",
     "WebhookRequest",
+    "bare_address",
     "constant_time_equal",
+    "epoch_seconds",
     "header",
+    "is_message_id",
+    "load_json",
 ]
 
 #: At most this many problem descriptions are kept per request (for logs), however many items
 #: were malformed: the count is exact, the descriptions are a sample.
 MAX_PROBLEMS = 20
+#: Message ids are non-empty ASCII strings of at most this many characters.
+MAX_MESSAGE_ID_LENGTH = 128
+#: An epoch value above this is in milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
+MILLISECONDS_ABOVE = 1e11
 
 
 class AdapterError(Exception):
@@ -98,3 +109,50 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 def constant_time_equal(expected: str, given: str) -> bool:
     """Compare two signatures without leaking where they differ."""
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def is_message_id(value: object) -> TypeGuard[str]:
+    """A usable message id: a non-empty ASCII string of at most ``MAX_MESSAGE_ID_LENGTH``."""
+    return type(value) is str and 0 < len(value) <= MAX_MESSAGE_ID_LENGTH and value.isascii()
+
+
+def epoch_seconds(value: object) -> float | None:
+    """Epoch seconds from a provider timestamp: a number or numeric string, seconds or ms.
+
+    ``None`` (or ``""``) means absent; anything else that is not a finite, non-negative time
+    raises ``ValueError`` (the caller rejects the item).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"timestamp {value!r} is not a number")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(f"timestamp {value!r} is out of range") from None
+    if not 0.0 <= seconds < math.inf:
+        raise ValueError(f"timestamp {value!r} is not a finite, non-negative time")
+    return seconds / 1000.0 if seconds > MILLISECONDS_ABOVE else seconds
+
+
+def bare_address(value: str) -> str:
+    """The bare number of a WhatsApp address.
+
+    ``whatsapp:+16505551234``, ``+16505551234``, ``16505551234@c.us`` and
+    ``16505551234@s.whatsapp.net`` all become ``16505551234``; group and other ids stay as given.
+    """
+    if value.startswith("whatsapp:"):
+        value = value[9:]
+    if value.endswith("@c.us"):
+        value = value[:-5]
+    elif value.endswith("@s.whatsapp.net"):
+        value = value[:-15]
+    return value[1:] if value.startswith("+") else value
+
+
+def load_json(body: bytes) -> Any:
+    """The parsed JSON body, or ``MalformedBody``."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise MalformedBody(f"body is not JSON: {exc}") from None

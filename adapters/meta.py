@@ -1,0 +1,253 @@
+"""Meta WhatsApp Cloud API webhooks (and the BSPs that forward its format: 360dialog, Gupshup v3).
+
+Envelope: ``{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages",
+"value": {"statuses": [...], "messages": [...]}}]}]}``. Every entry, change and status of a batch
+is read. Only ``field == "messages"`` carries message receipts (``calls`` has its own statuses):
+other fields count once per change in ``ignored``. Authentication: ``X-Hub-Signature-256:
+sha256=<hex HMAC-SHA256(app_secret, raw body)>``; 360dialog uses a shared-secret header instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.base import (
+    MalformedBody,
+    ParseResult,
+    SignatureInvalid,
+    SignatureMissing,
+    WebhookRequest,
+    bare_address,
+    constant_time_equal,
+    epoch_seconds,
+    header,
+    is_message_id,
+    load_json,
+)
+from plugin.model import InboundMessage, Receipt, ReceiptError, Status
+
+__all__ = [
+    "PROVIDER",
+    "SIGNATURE_HEADER",
+    "STATUSES",
+    "handle",
+    "parse",
+    "verify_handshake",
+    "verify_signature",
+]
+
+PROVIDER = "meta"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+OBJECT = "whatsapp_business_account"
+
+#: Meta statuses, plus Gupshup v3's ``enqueued``. Anything else (``deleted``, …) is ignored.
+STATUSES: Mapping[str, Status] = {
+    "enqueued": Status.QUEUED,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "read": Status.READ,
+    "played": Status.PLAYED,
+    "failed": Status.FAILED,
+}
+
+
+def verify_signature(body: bytes, signature: str | None, app_secret: str) -> None:
+    """Check ``X-Hub-Signature-256`` against the raw body; raise if it is absent or wrong."""
+    if not signature:
+        raise SignatureMissing(f"{SIGNATURE_HEADER} header is missing")
+    digest = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not constant_time_equal("sha256=" + digest, signature.strip().lower()):
+        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+
+
+def verify_handshake(query: Mapping[str, str], verify_token: str | None) -> str:
+    """Answer Meta's subscription handshake: the challenge when mode and token match."""
+    if query.get("hub.mode") != "subscribe":
+        raise SignatureInvalid("hub.mode is not 'subscribe'")
+    given = query.get("hub.verify_token")
+    if verify_token is None or given is None or not constant_time_equal(verify_token, given):
+        raise SignatureInvalid("hub.verify_token does not match")
+    challenge = query.get("hub.challenge")
+    if challenge is None:
+        raise MalformedBody("hub.challenge is missing")
+    return challenge
+
+
+def handle(
+    request: WebhookRequest,
+    secret: str | None,
+    *,
+    shared_secret_header: tuple[str, str] | None = None,
+) -> ParseResult:
+    """Authenticate (app-secret signature and/or a 360dialog-style header), then parse."""
+    if secret is not None:
+        verify_signature(request.body, header(request.headers, SIGNATURE_HEADER), secret)
+    if shared_secret_header is not None:
+        name, expected = shared_secret_header
+        given = header(request.headers, name)
+        if not given:
+            raise SignatureMissing(f"{name} header is missing")
+        if not constant_time_equal(expected, given):
+            raise SignatureInvalid(f"{name} does not match")
+    return parse(request.body)
+
+
+def parse(body: bytes) -> ParseResult:
+    """Every receipt and inbound message of a notification (all entries, changes, items)."""
+    document = load_json(body)
+    if type(document) is not dict:
+        raise MalformedBody("body is not a JSON object")
+    kind = document.get("object")
+    if kind is not None and kind != OBJECT:
+        raise MalformedBody(f"object is {kind!r}, expected {OBJECT!r}")
+    entries = document.get("entry")
+    if type(entries) is not list:
+        raise MalformedBody("entry is not a list")
+    result = ParseResult()
+    for entry in entries:
+        changes = entry.get("changes") if type(entry) is dict else None
+        if type(changes) is not list:
+            result.reject("entry without a changes list")
+            continue
+        for change in changes:
+            if type(change) is not dict:
+                result.reject("change is not an object")
+            elif change.get("field") != "messages":
+                result.ignored += 1
+            elif type(value := change.get("value")) is not dict:
+                result.reject("change without a value object")
+            else:
+                _parse_value(value, result)
+    return result
+
+
+def _parse_value(value: dict[str, Any], result: ParseResult) -> None:
+    statuses = value.get("statuses")
+    messages = value.get("messages")
+    if statuses is None and messages is None:
+        result.ignored += 1  # e.g. a value carrying only errors: nothing to track
+        return
+    if statuses is not None:
+        if type(statuses) is list:
+            _parse_statuses(statuses, value, result)
+        else:
+            result.reject("statuses is not a list")
+    if messages is not None:
+        if type(messages) is list:
+            _parse_messages(messages, result)
+        else:
+            result.reject("messages is not a list")
+
+
+def _parse_statuses(statuses: list[Any], value: dict[str, Any], result: ParseResult) -> None:
+    # Hot path (up to 1000 items per POST): type checks and dict lookups, no exceptions unless
+    # an item is malformed.
+    receipts = result.receipts
+    append = receipts.append
+    lookup = STATUSES.get
+    for item in statuses:
+        if type(item) is not dict:
+            result.reject("status item is not an object")
+            continue
+        name = item.get("status")
+        if type(name) is not str:
+            if name is None and "id" not in item and type(item.get("type")) is str:
+                result.ignored += 1  # Gupshup control event, e.g. {"type": "set-callback"}
+            else:
+                result.reject("status item without a status")
+            continue
+        status = lookup(name)
+        if status is None:
+            result.ignored += 1
+            continue
+        message_id = item.get("id")
+        if not is_message_id(message_id):
+            result.reject(f"status item with an unusable id {message_id!r:.60}")
+            continue
+        stamp = item.get("timestamp")
+        if type(stamp) is str and stamp.isdecimal() and len(stamp) < 12:
+            timestamp: float | None = float(stamp)  # the usual case: seconds as a string
+        else:
+            try:
+                timestamp = epoch_seconds(stamp)
+            except ValueError as exc:
+                result.reject(f"status {message_id}: {exc}")
+                continue
+        recipient = item.get("recipient_id") or item.get("recipient_user_id")
+        if recipient is not None and type(recipient) is not str:
+            if type(recipient) is not int:
+                result.reject(f"status {message_id}: recipient_id is not a string")
+                continue
+            recipient = str(recipient)
+        elif recipient is not None and recipient[:1] == "+":
+            recipient = recipient[1:]
+        error = _failure(item, value) if status is Status.FAILED else None
+        append(Receipt(message_id, status, timestamp, recipient, PROVIDER, error))
+
+
+def _failure(item: dict[str, Any], value: dict[str, Any]) -> ReceiptError | None:
+    """Why a message failed: ``status.errors[0]``, else ``value.errors[0]``, else Gupshup's
+    ``code``/``reason`` on the status itself."""
+    for errors in (item.get("errors"), value.get("errors")):
+        if type(errors) is list and errors and type(errors[0]) is dict:
+            return _error(errors[0])
+    code, reason = item.get("code"), item.get("reason")
+    if code or reason:
+        return ReceiptError(_text(code), _text(reason), None)
+    return None
+
+
+def _error(error: dict[str, Any]) -> ReceiptError:
+    data = error.get("error_data")
+    details = data.get("details") if type(data) is dict else None
+    if type(details) is not str:
+        details = error.get("message")
+    return ReceiptError(_text(error.get("code")), _text(error.get("title")), _text(details))
+
+
+def _text(value: object) -> str | None:
+    if type(value) is str:
+        return value or None
+    if type(value) is int:
+        return str(value)
+    return None
+
+
+def _parse_messages(messages: list[Any], result: ParseResult) -> None:
+    for item in messages:
+        if type(item) is not dict:
+            result.reject("message item is not an object")
+            continue
+        message_id = item.get("id")
+        if not is_message_id(message_id):
+            result.reject(f"message item with an unusable id {message_id!r:.60}")
+            continue
+        sender = item.get("from") or item.get("from_user_id")
+        if type(sender) is not str:
+            result.reject(f"message {message_id}: no sender")
+            continue
+        kind = item.get("type", "unknown")
+        if type(kind) is not str:
+            result.reject(f"message {message_id}: type is not a string")
+            continue
+        try:
+            timestamp = epoch_seconds(item.get("timestamp"))
+        except ValueError as exc:
+            result.reject(f"message {message_id}: {exc}")
+            continue
+        text = item.get("text")
+        body = text.get("body") if type(text) is dict else None
+        result.inbound.append(
+            InboundMessage(
+                message_id=message_id,
+                sender=bare_address(sender),
+                timestamp=timestamp,
+                type=kind,
+                text=body if type(body) is str else None,
+                provider=PROVIDER,
+                raw=item,
+            )
+        )
