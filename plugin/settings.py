@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dynaconf import Dynaconf
 from dynaconf.base import LazySettings
+from dynaconf.utils.parse_conf import boolean_fix
 
 from plugin.durations import DURATION_HELP, format_duration, parse_duration
 from plugin.errors import SettingProblem, SettingsError
@@ -64,14 +65,15 @@ _SECRET_KEYS = frozenset({
 })
 #: String keys whose environment variable is taken verbatim: dynaconf would turn
 #: ``WHATSAPP_META__VERIFY_TOKEN=0x1F`` into the integer 31.
-_VERBATIM_KEYS = (
+_VERBATIM_KEYS = frozenset({
     "redaction_key", "timezone", "state_file", "redis_url", "redis_prefix",
     "server.host", "server.webhook_path", "server.admin_token",
     "meta.app_secret", "meta.verify_token", "meta.access_token", "meta.phone_number_id",
     "meta.api_base_url", "meta.shared_secret_header", "meta.shared_secret",
     "twilio.auth_token", "twilio.account_sid", "twilio.public_url", "twilio.api_base_url",
     "waha.hmac_key", "bridge.secret",
-)
+})
+_SWITCHES = frozenset({ENV_VARIABLE, SETTINGS_FILE_VARIABLE})
 #: Keys dynaconf adds to ``as_dict()`` itself, and our own switch WHATSAPP_SETTINGS_FILE.
 _DYNACONF_KEYS = frozenset({"load_dotenv", "settings_file", "settings_files"})
 
@@ -216,8 +218,9 @@ class Settings:
             out.append(f"meta.verify_token is not set: the Meta verification handshake "
                        f"(GET {path}/meta) will be refused")
         if self.twilio.enabled and self.twilio.signed and self.twilio.public_url is None:
-            out.append("twilio.public_url is not set: Twilio signs the public URL it calls, "
-                       "which this process cannot know behind a proxy")
+            out.append("twilio.public_url is not set: Twilio signs the public URL it calls, so "
+                       "signatures are checked against the URL each request arrived on, which "
+                       "differs behind a proxy")
         if self.production and self.manager.redact_recipients and not self.manager.redaction_key:
             out.append("redaction_key is empty: recipient hashes are unkeyed, so anyone can "
                        "recompute them from phone numbers; set WHATSAPP_REDACTION_KEY")
@@ -264,8 +267,7 @@ def load_settings(
     """Load ``settings_file`` (default ``$WHATSAPP_SETTINGS_FILE``, else ``./settings.toml``) and
     ``.secrets.toml`` beside it, in environment ``env`` (default ``$WHATSAPP_ENV``, else
     development), with ``WHATSAPP_*`` environment variables on top. Raises SettingsError."""
-    named = settings_file if settings_file is not None else os.environ.get(SETTINGS_FILE_VARIABLE)
-    path = Path(named or "settings.toml").expanduser().resolve()
+    path, named = _settings_path(settings_file)
     if not path.is_file():
         if named:
             raise SettingsError([SettingProblem("settings_file", str(path), "an existing file")])
@@ -282,31 +284,67 @@ def load_settings(
             f"(set by {ENV_VARIABLE}; an environment is a table of the settings file)"))
     if problems:
         raise SettingsError(problems)
-    # A new instance per call: dynaconf reads files and the environment when it is built.
+    # A new instance per call: dynaconf reads the files when it is built.
     dyn = Dynaconf(
         envvar_prefix=ENVVAR_PREFIX, settings_files=[str(p) for p in files], environments=True,
         env_switcher=ENV_VARIABLE, force_env=chosen, merge_enabled=True, load_dotenv=False,
-        includes=[], preload=[],
+        includes=[], preload=[], loaders=[],
     )
+    verbatim = _apply_environment(dyn, problems)
     data = _lower_keys(dyn.as_dict())
-    for dotted in _VERBATIM_KEYS:
+    for dotted, raw in verbatim.items():
         head, _, tail = dotted.rpartition(".")
-        raw = os.environ.get(f"{ENVVAR_PREFIX}_{head.upper()}__{tail.upper()}" if head
-                             else f"{ENVVAR_PREFIX}_{tail.upper()}")
         table = data.setdefault(head, {}) if head else data
-        if raw is not None and isinstance(table, dict):
+        if isinstance(table, dict):
             table[tail] = raw
-    data.pop("env", None)
-    return Settings.from_mapping(data, env=chosen)
+    try:
+        settings = Settings.from_mapping(data, env=chosen)
+    except SettingsError as exc:
+        raise SettingsError(problems + exc.problems) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def _settings_path(settings_file: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """The settings file to read, and whether it was named (then it must exist)."""
+    named = settings_file if settings_file is not None else os.environ.get(SETTINGS_FILE_VARIABLE)
+    return Path(named or "settings.toml").expanduser().resolve(), bool(named)
+
+
+def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, str]:
+    """Set ``WHATSAPP_*`` variables on ``dyn`` as dynaconf's own loader would (values read as
+    TOML, ``__`` for nesting, merged into tables); return the text keys, kept verbatim. Done
+    here, not by dynaconf's loader, so that a token such as ``0x1F`` or ``@x`` is not parsed
+    and that dynaconf's unprefixed ``DYNACONF_*`` variables are not read."""
+    verbatim: dict[str, str] = {}
+    for name, raw in sorted(os.environ.items()):
+        if not name.startswith(f"{ENVVAR_PREFIX}_") or name in _SWITCHES:
+            continue
+        key = name.removeprefix(f"{ENVVAR_PREFIX}_")
+        dotted = key.lower().replace("__", ".")
+        if dotted in _VERBATIM_KEYS:
+            verbatim[dotted] = raw
+            continue
+        try:
+            dyn.set(key, boolean_fix(raw), tomlfy=True)
+        except Exception as exc:  # dynaconf's parse errors (@int, @json, @format…) share no base
+            shown = REDACTED if dotted in _SECRET_KEYS else raw
+            problems.append(SettingProblem(
+                dotted, shown, f"a value dynaconf can parse from {name} ({type(exc).__name__})"))
+    return verbatim
 
 
 def check_config_command(args: argparse.Namespace) -> int:
     """``wa-sessions check-config``: print a summary and return 0; SettingsError propagates."""
-    settings = load_settings(getattr(args, "settings", None), env=None)
+    settings = load_settings(getattr(args, "settings", None))
     for warning in settings.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     shown = settings.redacted()
-    lines = [f"settings OK (env={settings.env}, profile={settings.manager.profile})", "manager:"]
+    path, _ = _settings_path(getattr(args, "settings", None))
+    source = str(path) if path.is_file() else "no settings file: defaults"
+    lines = [f"settings OK (env={settings.env}, profile={settings.manager.profile})",
+             f"read from: {source} + WHATSAPP_* environment variables", "manager:"]
     lines += [f"  {key} = {_toml(value)}" for key, value in settings.manager.as_settings().items()]
     lines.append(f"  redaction_key = {_toml(shown['redaction_key'])}")
     server = settings.server
@@ -341,7 +379,7 @@ def _validate(data: dict[str, Any], env: object) -> Settings:
     env = env.strip().lower()
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
-        log.warning("unknown settings ignored: %s", ", ".join(unknown))
+        log.warning("unknown settings ignored: %s", ", ".join(map(_with_hint, unknown)))
 
     manager: ManagerOptions | None = None
     try:
@@ -564,6 +602,16 @@ class _Reader:
 _TABLES: dict[str, type] = {"server": ServerSettings, "meta": MetaSettings,
                             "twilio": TwilioSettings, "waha": WahaSettings,
                             "bridge": BridgeSettings}
+
+
+def _with_hint(key: str) -> str:
+    """``verify_token`` -> a pointer to ``meta.verify_token`` (hosts often set WHATSAPP_TOKEN-like
+    variables of their own; a misplaced key of ours deserves a hint)."""
+    tables = [name for name, table in _TABLES.items() if key in {f.name for f in fields(table)}]
+    if not tables:
+        return key
+    where = " or ".join(f"{t}.{key} (WHATSAPP_{t.upper()}__{key.upper()})" for t in tables)
+    return f"{key} (did you mean {where}?)"
 
 
 def _hide_secret(problem: SettingProblem) -> SettingProblem:

@@ -168,6 +168,34 @@ def test_unknown_keys_warn_and_do_not_fail(workdir: Path, caplog: pytest.LogCapt
     assert "load_dotenv" not in text.lower()  # dynaconf's own keys are not the user's
 
 
+def test_misplaced_table_key_gets_a_hint(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("WHATSAPP_VERIFY_TOKEN", "t")
+    with caplog.at_level(logging.WARNING, logger="plugin.settings"):
+        settings = load_settings()
+    assert settings.meta.verify_token is None
+    assert "WHATSAPP_META__VERIFY_TOKEN" in caplog.text
+
+
+def test_unparseable_variable_is_reported_with_the_other_problems(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHATSAPP_MAX_HISTORY_SIZE", "@int many")
+    monkeypatch.setenv("WHATSAPP_SESSION_PERIOD", "5h")
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    assert problems(exc) == {"max_history_size": "@int many", "session_period": "5h"}
+    assert "WHATSAPP_MAX_HISTORY_SIZE" in str(exc.value)
+
+
+def test_only_whatsapp_variables_are_read(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # dynaconf's own loader would also read DYNACONF_* variables.
+    monkeypatch.setenv("DYNACONF_MAX_HISTORY_SIZE", "1")
+    monkeypatch.setenv("MAX_HISTORY_SIZE", "2")
+    assert load_settings().manager.max_history_size == DEFAULTS["max_history_size"]
+
+
 # -- sizes, lists, urls ------------------------------------------------------------------------
 
 
@@ -363,7 +391,9 @@ def test_a_secret_enables_its_provider(workdir: Path, monkeypatch: pytest.Monkey
 # -- tokens, nested variables, secrets files ---------------------------------------------------
 
 
-@pytest.mark.parametrize("token", ["12345", "0x1F", "true", "1_000", "007"])
+@pytest.mark.parametrize(
+    "token", ["12345", "0x1F", "true", "1_000", "007", "@int not-a-number", "@json {"]
+)
 def test_tokens_stay_strings(workdir: Path, monkeypatch: pytest.MonkeyPatch, token: str) -> None:
     monkeypatch.setenv("WHATSAPP_META__VERIFY_TOKEN", token)
     monkeypatch.setenv("WHATSAPP_META__PHONE_NUMBER_ID", "106540352242922")
