@@ -37,12 +37,18 @@ def _parser() -> argparse.ArgumentParser:
         query = sub.add_parser(name, help=f"print {text} of a running server")
         query.add_argument("--url", default=None, help="server base URL (default from settings)")
         query.add_argument("--token", default=None, help="admin token (default from settings)")
-        query.add_argument("--settings", metavar="FILE", help="settings file (default settings.toml)")
+        query.add_argument(
+            "--settings", metavar="FILE", help="settings file (default settings.toml)"
+        )
 
     simulate = sub.add_parser("simulate", help="drive the real manager on a simulated clock")
     simulate.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
-    simulate.add_argument("--per-day", type=int, default=20_000, help="messages a day (default 20000)")
-    simulate.add_argument("--profile", default="default", help="default, ultra_lean or zero_history")
+    simulate.add_argument(
+        "--per-day", type=int, default=20_000, help="messages a day"
+    )
+    simulate.add_argument(
+        "--profile", default="default", help="a profile name"
+    )
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     simulate.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
@@ -51,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
+        force=True,
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

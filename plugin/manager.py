@@ -1,0 +1,770 @@
+"""The bounded message-session manager: pure, synchronous, clock injected.
+
+Memory layout (the hot path is built around it):
+
+* Each active :class:`MessageSession` owns a ``dict`` from message id to one packed ``int``:
+  bits 0-2 the status, bits 3-19 the send time in seconds since the session's start, bits 20+
+  the recipient (a 40-bit keyed hash when recipients are redacted, so the int stays within 60
+  bits; otherwise its digits). One record costs its id string, one dict slot, one int and one
+  reference in the session's send-order ``deque``: no per-record object.
+* Expiry and eviction read the send-order deque from its front: O(1) per record, where reading
+  a dict from its front would skip over every hole its deletions left.
+* Released ids leave a tombstone: a 60-bit digest in one ``set``, with the digests also kept in
+  release-time buckets so they age out after one more window. Both are capped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+from plugin.model import (
+    COUNTER_KEYS,
+    OUTCOME_KEYS,
+    CleanupReport,
+    MessageExpired,
+    Outcome,
+    Receipt,
+    SessionSummary,
+    Status,
+    StatusChange,
+)
+from plugin.options import ManagerOptions, resolve_options
+from plugin.periods import PeriodCalendar
+
+__all__ = ["MAX_MESSAGE_ID_LENGTH", "EventSink", "MessageSession", "MessageSessionManager"]
+
+log = logging.getLogger("plugin.manager")
+
+#: Ids longer than this (or not ASCII) are refused: the memory bound counts on it.
+MAX_MESSAGE_ID_LENGTH = 128
+#: Distinct error codes tallied per session; the rest are counted under "other".
+MAX_ERROR_CODES = 32
+
+_STATUS_BITS = 3
+_OFFSET_BITS = 17  # seconds since session start; a period is at most 25 h = 90,000 s
+_OFFSET_SHIFT = _STATUS_BITS
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+_RECIPIENT_SHIFT = _STATUS_BITS + _OFFSET_BITS
+_HASHED_FLAG = 1  # without redaction: lowest bit of the recipient field, set for a hash
+_RECIPIENT_HASH_BITS = 40
+_MAX_DIGITS = 15  # E.164: at most 15 digits, below 2**50
+
+# Counter and outcome indices (order of COUNTER_KEYS / OUTCOME_KEYS).
+SENT, DELIVERED, READ, PLAYED, FAILED, PENDING, EXPIRED, EVICTED = range(8)
+O_APPLIED, O_DUPLICATE, O_STALE, O_LATE, O_UNKNOWN, O_ADOPTED = range(6)
+_OUTCOMES = tuple(Outcome)
+_STATUSES = tuple(Status)
+
+_Q, _S, _D, _R, _P, _F = (int(s) for s in Status)
+_POSITIVE = frozenset({_D, _R, _P})
+_OPEN = frozenset({_Q, _S})
+
+
+def _transition(current: int, new: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
+    """(outcome, resulting status, counter deltas) for a receipt ``new`` on a message at
+    ``current``. The rules of DESIGN.md: never down the ladder; READ/PLAYED imply DELIVERED; a
+    positive delivery beats FAILED; FAILED after DELIVERED is stale."""
+    if new == current:
+        return O_DUPLICATE, current, ()
+    if new == _F:
+        if current in _POSITIVE:
+            return O_STALE, current, ()
+    elif current == _F:
+        if new in _OPEN:
+            return O_STALE, current, ()
+    elif new < current:
+        return O_STALE, current, ()
+    deltas: dict[int, int] = {}
+
+    def add(counter: int, delta: int) -> None:
+        deltas[counter] = deltas.get(counter, 0) + delta
+
+    if current in _OPEN and new not in _OPEN:
+        add(PENDING, -1)
+    if current == _F:
+        add(FAILED, -1)
+    if new == _F:
+        add(FAILED, +1)
+    if new in _POSITIVE and current not in _POSITIVE:
+        add(DELIVERED, +1)
+    if new in (_R, _P) and current not in (_R, _P):
+        add(READ, +1)
+    if new == _P:
+        add(PLAYED, +1)
+    return O_APPLIED, new, tuple((k, v) for k, v in deltas.items() if v)
+
+
+#: _TRANSITIONS[current * 6 + new]
+_TRANSITIONS = tuple(_transition(c, n) for c in range(6) for n in range(6))
+
+
+def _id_digest(message_id: str) -> int:
+    """A stable 60-bit digest of an id (stable across processes, unlike ``hash()``)."""
+    return int.from_bytes(hashlib.blake2b(message_id.encode(), digest_size=8).digest()) >> 4
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class EventSink(Protocol):
+    """Where the manager sends its events. The hook system implements it; the manager never
+    imports pluggy."""
+
+    def status_changed(self, change: StatusChange) -> None: ...
+
+    def message_expired(self, expired: MessageExpired) -> None: ...
+
+    def session_completed(self, summary: SessionSummary) -> None: ...
+
+    def cleanup_completed(self, report: CleanupReport) -> None: ...
+
+
+class MessageSession:
+    """The messages sent in one period, their funnel and the receipts attributed to them."""
+
+    __slots__ = (
+        "complete_at",
+        "counters",
+        "end",
+        "errors",
+        "order",
+        "receipts",
+        "records",
+        "session_id",
+        "start",
+    )
+
+    def __init__(self, session_id: str, start: float, end: float, complete_at: float) -> None:
+        self.session_id = session_id
+        self.start = start
+        self.end = end
+        self.complete_at = complete_at
+        self.records: dict[str, int] = {}
+        self.order: deque[str] = deque()  # ids in send order; may hold ids already released
+        self.counters = [0] * len(COUNTER_KEYS)
+        self.receipts = [0] * len(OUTCOME_KEYS)
+        self.errors: dict[str, int] = {}
+
+    def count_error(self, code: str | None) -> None:
+        key = code or "unknown"
+        if key not in self.errors and len(self.errors) >= MAX_ERROR_CODES:
+            key = "other"
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "started_at": self.start,
+            "ends_at": self.end,
+            "completes_at": self.complete_at,
+            "tracked_messages": len(self.records),
+            **dict(zip(COUNTER_KEYS, self.counters, strict=True)),
+            "receipts": dict(zip(OUTCOME_KEYS, self.receipts, strict=True)),
+            "errors": dict(self.errors),
+        }
+
+    def summary(self, completed_at: float) -> SessionSummary:
+        return SessionSummary(
+            session_id=self.session_id,
+            started_at=self.start,
+            ended_at=self.end,
+            completed_at=completed_at,
+            counters=dict(zip(COUNTER_KEYS, self.counters, strict=True)),
+            receipts=dict(zip(OUTCOME_KEYS, self.receipts, strict=True)),
+            errors=dict(self.errors),
+        )
+
+
+class MessageSessionManager:
+    """Tracks sent messages and their receipts in bounded memory.
+
+    ``MessageSessionManager(**options, clock=time.time)``: the options are the settings keys
+    (durations as ``"12h"``, integer milliseconds or ``timedelta``).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        events: EventSink | None = None,
+        options: ManagerOptions | None = None,
+        **settings: Any,
+    ) -> None:
+        if options is not None and settings:
+            raise TypeError("pass either options= or individual settings, not both")
+        self.options = options if options is not None else resolve_options(settings)
+        opts = self.options
+        self._clock = clock
+        self._window = opts.ack_tracking_window
+        self._cap = opts.max_tracked_messages
+        self._calendar = PeriodCalendar(opts.session_period, opts.timezone)
+        self._redaction_key = (opts.redaction_key.encode() or os.urandom(16))[:64]
+        self._sessions: list[MessageSession] = []  # oldest first
+        self._newest_first: list[MessageSession] = []
+        self._history: deque[SessionSummary] = deque(maxlen=max(opts.history_limit, 1))
+        self._receipts = [0] * len(OUTCOME_KEYS)
+        self._tracked = 0
+        self._evicted_total = 0
+        self._history_trimmed = 0
+        self._peak_sessions = 0
+        self._peak_tracked = 0
+        self._tombstones: set[int] = set()
+        self._tomb_buckets: deque[tuple[float, array[int]]] = deque()
+        self._tomb_bucket_span = self._window / 16
+        self._tomb_bucket_size = max(1, self._cap // 16)
+        self._next_due = -math.inf  # when lazy expiry must next run
+        self._next_expiry = math.inf  # when the earliest front record's window ends
+        self._last_cleanup: float | None = None
+        self.hook_errors = 0
+        self._events: EventSink | None = None
+        self._on_status: Callable[[StatusChange], None] | None = None
+        self._on_expired: Callable[[MessageExpired], None] | None = None
+        if events is not None:
+            self.attach_events(events)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> MessageSessionManager:
+        """Build from a loaded ``Settings``, a ``ManagerOptions`` or a mapping of settings keys."""
+        if isinstance(settings, ManagerOptions):
+            return cls(options=settings, **kwargs)
+        manager_options = getattr(settings, "manager", None)
+        if isinstance(manager_options, ManagerOptions):
+            return cls(options=manager_options, **kwargs)
+        if isinstance(settings, Mapping):
+            return cls(options=resolve_options(dict(settings)), **kwargs)
+        raise TypeError(f"cannot build a manager from {type(settings).__name__}")
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def attach_events(
+        self, sink: EventSink | None, *, status_changed: bool = True, message_expired: bool = True
+    ) -> None:
+        """Send events to ``sink``. Per-message events cost time on the receipt path, so the
+        caller says whether anyone listens to them."""
+        self._events = sink
+        self._on_status = sink.status_changed if sink is not None and status_changed else None
+        self._on_expired = sink.message_expired if sink is not None and message_expired else None
+
+    def record_hook_error(self) -> None:
+        self.hook_errors += 1
+
+    # -- recipients -----------------------------------------------------------------------------
+
+    def _keyed_hash(self, text: str) -> int:
+        digest = hashlib.blake2b(text.encode(), digest_size=8, key=self._redaction_key).digest()
+        return int.from_bytes(digest) >> (64 - _RECIPIENT_HASH_BITS)
+
+    def _encode_recipient(self, recipient: str | None) -> int:
+        if not recipient:
+            return 0
+        if self.options.redact_recipients:
+            return self._keyed_hash(recipient) or 1
+        if recipient.isdigit() and len(recipient) <= _MAX_DIGITS and recipient[0] != "0":
+            return int(recipient) << 1
+        return (self._keyed_hash(recipient) << 1) | _HASHED_FLAG
+
+    def _decode_recipient(self, packed: int) -> str | None:
+        field = packed >> _RECIPIENT_SHIFT
+        if field == 0:
+            return None
+        if self.options.redact_recipients:
+            return f"~{field:010x}"
+        if field & _HASHED_FLAG:
+            return f"~{field >> 1:010x}"
+        return str(field >> 1)
+
+    def redact(self, recipient: str | None) -> str | None:
+        """The keyed hash that logs, summaries and events carry instead of a phone number."""
+        if not recipient:
+            return None
+        return f"~{self._keyed_hash(recipient):010x}"
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def _complete_at(self, start: float, end: float) -> float:
+        return min(end + self._window, start + self.options.max_session_age)
+
+    def _session_for(self, moment: float, now: float) -> MessageSession | None:
+        """The active session of ``moment``'s period, created if needed; None if that session
+        has completed (or would have by ``now``)."""
+        for session in self._newest_first:
+            if session.start <= moment < session.end:
+                return session
+        period = self._calendar.period_of(moment)
+        complete_at = self._complete_at(period.start, period.end)
+        if complete_at <= now:
+            return None
+        self._complete_due(now)
+        session = MessageSession(period.session_id, period.start, period.end, complete_at)
+        self._sessions.append(session)
+        self._sessions.sort(key=lambda s: s.start)
+        self._newest_first = self._sessions[::-1]
+        self._next_due = min(self._next_due, complete_at)
+        self._peak_sessions = max(self._peak_sessions, len(self._sessions))
+        return session
+
+    def _complete_due(self, now: float) -> list[str]:
+        done = [s for s in self._sessions if s.complete_at <= now]
+        for session in done:
+            self._complete(session, now)
+        return [s.session_id for s in done]
+
+    def _complete(self, session: MessageSession, now: float) -> None:
+        cleared = len(session.records)
+        for message_id, packed in list(session.records.items()):
+            self._release(session, message_id, packed, now, "session")
+        self._sessions.remove(session)
+        self._newest_first = self._sessions[::-1]
+        summary = session.summary(now)
+        if self.options.history_limit > 0:
+            if len(self._history) == self._history.maxlen:
+                self._history_trimmed += 1
+            self._history.append(summary)
+        log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
+        log.info("Session completed and moved to history (date=%s)", session.session_id)
+        if self._events is not None:
+            self._events.session_completed(summary)
+
+    # -- records --------------------------------------------------------------------------------
+
+    def _release(
+        self, session: MessageSession, message_id: str, packed: int, now: float, reason: str
+    ) -> None:
+        """Drop one record; a still-pending one counts as expired and is announced."""
+        del session.records[message_id]
+        self._tracked -= 1
+        status = packed & 7
+        if status in _OPEN:
+            counters = session.counters
+            counters[PENDING] -= 1
+            counters[EXPIRED] += 1
+            if self._on_expired is not None:
+                self._on_expired(MessageExpired(
+                    message_id=message_id,
+                    session_id=session.session_id,
+                    status=_STATUSES[status],
+                    recipient=self._decode_recipient(packed),
+                    sent_at=session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK),
+                    reason=reason,
+                ))
+        self._bury(message_id, now)
+
+    def _bury(self, message_id: str, now: float) -> None:
+        digest = _id_digest(message_id)
+        if digest in self._tombstones:
+            return
+        buckets = self._tomb_buckets
+        if (
+            not buckets
+            or now - buckets[-1][0] >= self._tomb_bucket_span
+            or len(buckets[-1][1]) >= self._tomb_bucket_size
+        ):
+            buckets.append((now, array("Q")))
+        buckets[-1][1].append(digest)
+        self._tombstones.add(digest)
+        while len(self._tombstones) > self._cap:
+            self._drop_tomb_bucket()
+
+    def _drop_tomb_bucket(self) -> int:
+        _, digests = self._tomb_buckets.popleft()
+        self._tombstones.difference_update(digests)
+        return len(digests)
+
+    def _expire_tombstones(self, now: float) -> int:
+        dropped = 0
+        buckets = self._tomb_buckets
+        while buckets and buckets[0][0] + self._tomb_bucket_span + self._window <= now:
+            dropped += self._drop_tomb_bucket()
+        return dropped
+
+    def _expire_records(self, now: float) -> int:
+        """Release every record whose window is over, reading each session in send order;
+        records adopted out of order are caught on lookup or at completion. Sets the time of
+        the next expiry (the earliest front record's)."""
+        released = 0
+        cutoff = now - self._window
+        next_expiry = math.inf
+        for session in self._sessions:
+            order, records, start = session.order, session.records, session.start
+            while order:
+                message_id = order[0]
+                packed = records.get(message_id)
+                if packed is not None:
+                    sent_at = start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK)
+                    if sent_at > cutoff:
+                        next_expiry = min(next_expiry, sent_at + self._window)
+                        break
+                    self._release(session, message_id, packed, now, "window")
+                    released += 1
+                order.popleft()
+        self._next_expiry = next_expiry
+        return released
+
+    def _schedule(self) -> None:
+        self._next_due = self._next_expiry
+        for session in self._sessions:
+            if session.complete_at < self._next_due:
+                self._next_due = session.complete_at
+
+    def _run_due(self, now: float) -> tuple[int, list[str]]:
+        completed = self._complete_due(now)
+        released = self._expire_records(now)
+        self._expire_tombstones(now)
+        self._schedule()
+        return released, completed
+
+    def _evict_one(self) -> None:
+        """Drop the oldest record (the front of the oldest session's send order)."""
+        for session in self._sessions:
+            order, records = session.order, session.records
+            while order:
+                message_id = order.popleft()
+                packed = records.pop(message_id, None)
+                if packed is None:
+                    continue
+                self._tracked -= 1
+                self._evicted_total += 1
+                if packed & 7 in _OPEN:
+                    session.counters[PENDING] -= 1
+                    session.counters[EVICTED] += 1
+                self._bury(message_id, self._clock())
+                return
+
+    def _insert(self, session: MessageSession, message_id: str, packed: int) -> None:
+        if self._tracked >= self._cap:
+            self._evict_one()
+        if not session.order:
+            expiry = session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) + self._window
+            if expiry < self._next_due:
+                self._next_due = self._next_expiry = expiry
+        session.records[message_id] = packed
+        session.order.append(message_id)
+        self._tracked += 1
+        if self._tracked > self._peak_tracked:
+            self._peak_tracked = self._tracked
+        counters = session.counters
+        counters[SENT] += 1
+        counters[PENDING] += 1
+
+    @staticmethod
+    def _check_id(message_id: object) -> str:
+        if (
+            not isinstance(message_id, str)
+            or not message_id
+            or len(message_id) > MAX_MESSAGE_ID_LENGTH
+            or not message_id.isascii()
+        ):
+            raise ValueError(
+                f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} ASCII characters: "
+                f"{message_id!r:.80}"
+            )
+        return message_id
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def track_sent(
+        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+    ) -> bool:
+        """Start tracking a message this process sent. False if it was already tracked, or its
+        session has already completed."""
+        now = self._clock()
+        if now >= self._next_due:
+            self._run_due(now)
+        moment = now if sent_at is None else min(_seconds(sent_at), now)
+        self._check_id(message_id)
+        session = self._session_for(moment, now)
+        if session is None:
+            return False
+        for other in self._newest_first:
+            if message_id in other.records:
+                return False
+        offset = min(int(moment - session.start), _OFFSET_MASK)
+        self._insert(
+            session,
+            message_id,
+            (self._encode_recipient(recipient) << _RECIPIENT_SHIFT) | (offset << _OFFSET_SHIFT),
+        )
+        return True
+
+    def apply_receipt(self, receipt: Receipt) -> Outcome:
+        """Apply one receipt; return its one outcome."""
+        now = self._clock()
+        if now >= self._next_due:
+            self._run_due(now)
+        message_id = receipt.message_id
+        for session in self._newest_first:
+            packed = session.records.get(message_id)
+            if packed is not None:
+                break
+        else:
+            return self._apply_untracked(receipt, now)
+        timestamp = receipt.timestamp
+        if (
+            session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) + self._window <= now
+            or (timestamp is not None and timestamp + self._window <= now)
+        ):
+            if session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) + self._window <= now:
+                self._release(session, message_id, packed, now, "window")
+            self._receipts[O_LATE] += 1
+            session.receipts[O_LATE] += 1
+            return Outcome.LATE
+        current = packed & 7
+        outcome, new, deltas = _TRANSITIONS[current * 6 + receipt.status]
+        self._receipts[outcome] += 1
+        session.receipts[outcome] += 1
+        if outcome != O_APPLIED:
+            return _OUTCOMES[outcome]
+        session.records[message_id] = packed - current + new
+        counters = session.counters
+        for index, delta in deltas:
+            counters[index] += delta
+        if new == _F:
+            session.count_error(receipt.error.code if receipt.error is not None else None)
+        if self._on_status is not None:
+            self._announce(session, receipt, packed, current, new, Outcome.APPLIED, now)
+        return Outcome.APPLIED
+
+    def _apply_untracked(self, receipt: Receipt, now: float) -> Outcome:
+        timestamp = now if receipt.timestamp is None else min(receipt.timestamp, now)
+        late = timestamp + self._window <= now
+        if not late and self._tombstones:
+            late = _id_digest(receipt.message_id) in self._tombstones
+        if late or not self.options.track_unknown_receipts:
+            outcome = O_LATE if late else O_UNKNOWN
+            self._receipts[outcome] += 1
+            for session in self._newest_first:
+                if session.start <= timestamp < session.end:
+                    session.receipts[outcome] += 1
+                    break
+            return _OUTCOMES[outcome]
+        try:
+            self._check_id(receipt.message_id)
+        except ValueError:
+            self._receipts[O_UNKNOWN] += 1
+            return Outcome.UNKNOWN
+        target = self._session_for(timestamp, now)
+        if target is None:
+            self._receipts[O_LATE] += 1
+            return Outcome.LATE
+        offset = min(int(timestamp - target.start), _OFFSET_MASK)
+        packed = (self._encode_recipient(receipt.recipient) << _RECIPIENT_SHIFT) | (
+            offset << _OFFSET_SHIFT
+        )
+        self._insert(target, receipt.message_id, packed)
+        _, new, deltas = _TRANSITIONS[_Q * 6 + receipt.status]
+        target.records[receipt.message_id] = packed | new
+        counters = target.counters
+        for index, delta in deltas:
+            counters[index] += delta
+        if new == _F:
+            target.count_error(receipt.error.code if receipt.error is not None else None)
+        self._receipts[O_ADOPTED] += 1
+        target.receipts[O_ADOPTED] += 1
+        if self._on_status is not None:
+            self._announce(target, receipt, packed, None, new, Outcome.ADOPTED, now)
+        return Outcome.ADOPTED
+
+    def _announce(
+        self,
+        session: MessageSession,
+        receipt: Receipt,
+        packed: int,
+        old: int | None,
+        new: int,
+        outcome: Outcome,
+        now: float,
+    ) -> None:
+        assert self._on_status is not None
+        self._on_status(StatusChange(
+            message_id=receipt.message_id,
+            session_id=session.session_id,
+            old_status=None if old is None else _STATUSES[old],
+            new_status=_STATUSES[new],
+            outcome=outcome,
+            recipient=self._decode_recipient(packed),
+            provider=receipt.provider,
+            timestamp=now if receipt.timestamp is None else receipt.timestamp,
+            error=receipt.error,
+        ))
+
+    def cleanup(self, now: float | None = None) -> CleanupReport:
+        """Complete due sessions, release expired records and tombstones, trim history."""
+        now = self._clock() if now is None else now
+        trimmed_before = self._history_trimmed
+        completed = self._complete_due(now)
+        released = self._expire_records(now)
+        dropped = self._expire_tombstones(now)
+        self._schedule()
+        self._last_cleanup = now
+        report = CleanupReport(
+            at=now,
+            expired_messages=released,
+            completed_sessions=tuple(completed),
+            history_trimmed=self._history_trimmed - trimmed_before,
+            remaining_history=self.history_size,
+            tombstones_dropped=dropped,
+        )
+        log.info(
+            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
+            report.history_trimmed, report.remaining_history,
+        )
+        if self._events is not None:
+            self._events.cleanup_completed(report)
+        return report
+
+    # -- views ----------------------------------------------------------------------------------
+
+    @property
+    def history_size(self) -> int:
+        return len(self._history) if self.options.history_limit > 0 else 0
+
+    @property
+    def tracked_messages(self) -> int:
+        return self._tracked
+
+    @property
+    def sessions(self) -> list[MessageSession]:
+        """Active sessions, oldest first (a copy)."""
+        return list(self._sessions)
+
+    @property
+    def history(self) -> list[SessionSummary]:
+        return list(self._history) if self.options.history_limit > 0 else []
+
+    @property
+    def tombstone_count(self) -> int:
+        return len(self._tombstones)
+
+    def records(self) -> Iterator[tuple[str, str, Status, float, str | None]]:
+        """Every tracked record as (message id, session id, status, sent_at, recipient as the
+        events show it): for debugging and snapshots, not for the hot path."""
+        for session in self._sessions:
+            for message_id, packed in session.records.items():
+                yield (
+                    message_id,
+                    session.session_id,
+                    _STATUSES[packed & 7],
+                    session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK),
+                    self._decode_recipient(packed),
+                )
+
+    def max_active_sessions(self) -> int:
+        """Most sessions that can be active at once with these options.
+
+        A session is active from its start until ``min(end + window, start + max_session_age)``,
+        and periods start ``session_period`` apart, so at most ``ceil(lifetime / period)`` starts
+        fall in one lifetime; one more where daylight saving can shorten a period.
+        """
+        opts = self.options
+        lifetime = min(opts.session_period + opts.ack_tracking_window, opts.max_session_age)
+        return math.ceil(lifetime / opts.session_period) + (0 if self._calendar.fixed_offset else 1)
+
+    def memory_bound_bytes(self) -> int:
+        """An upper bound of the heap this manager can hold, computed from its options."""
+        return memory_bound_bytes(self.options, self.max_active_sessions())
+
+    def peaks(self) -> dict[str, int]:
+        """High-water marks since start: what the bounds are checked against."""
+        return {
+            "active_sessions": self._peak_sessions,
+            "tracked_messages": self._peak_tracked,
+            "history_size": self.history_size,  # history never shrinks
+        }
+
+    def get_all_stats(self) -> dict[str, Any]:
+        totals = [0] * len(COUNTER_KEYS)
+        for session in self._sessions:
+            for index, value in enumerate(session.counters):
+                totals[index] += value
+        summary: dict[str, Any] = {
+            "active_sessions": len(self._sessions),
+            "historical_sessions": self.history_size,
+            "tracked_messages": self._tracked,
+            **dict(zip(COUNTER_KEYS, totals, strict=True)),
+            "receipts": dict(zip(OUTCOME_KEYS, self._receipts, strict=True)),
+        }
+        return {
+            "summary": summary,
+            "sessions": [s.stats() for s in self._sessions],
+            "history": [h.as_dict() for h in self.history],
+        }
+
+    def get_debug_info(self) -> dict[str, Any]:
+        opts = self.options
+        return {
+            "manager_stats": {
+                "active_session_count": len(self._sessions),
+                "history_size": self.history_size,
+                "ack_tracking_window": round(opts.ack_tracking_window * 1000),
+                "auto_expire_enabled": True,
+                "max_history_size": opts.history_limit,
+                "keep_history": opts.keep_history,
+                "tracked_messages": self._tracked,
+                "max_tracked_messages": opts.max_tracked_messages,
+                "memory_bound_bytes": self.memory_bound_bytes(),
+                "hook_errors": self.hook_errors,
+                "tombstones": len(self._tombstones),
+                "max_tombstones": opts.max_tracked_messages,
+                "evicted_total": self._evicted_total,
+                "max_active_sessions": self.max_active_sessions(),
+                "profile": opts.profile,
+                "session_period": round(opts.session_period * 1000),
+                "max_session_age": round(opts.max_session_age * 1000),
+                "cleanup_interval": round(opts.cleanup_interval * 1000),
+                "timezone": opts.timezone,
+                "track_unknown_receipts": opts.track_unknown_receipts,
+                "redact_recipients": opts.redact_recipients,
+                "last_cleanup_at": self._last_cleanup,
+                "active_sessions": [s.session_id for s in self._sessions],
+                "peaks": self.peaks(),
+            }
+        }
+
+
+# -- the memory bound -------------------------------------------------------------------------
+
+_ALIGN = 16
+
+
+def _aligned(size: int) -> int:
+    return -(-size // _ALIGN) * _ALIGN
+
+
+def _table_bytes(entries: int, slot_bytes: int, entry_bytes: int) -> int:
+    """Worst case for a CPython dict or set holding ``entries``: the table may be twice as
+    large as needed just after it grew, and never shrinks on deletion."""
+    slots = 8
+    while slots * 2 // 3 < entries:
+        slots *= 2
+    slots *= 2
+    return slots * slot_bytes + (slots * 2 // 3) * entry_bytes
+
+
+# Object sizes on 64-bit CPython, rounded to the allocator's 16-byte classes.
+_ID_BYTES = _aligned(49 + MAX_MESSAGE_ID_LENGTH)  # an ASCII str of the longest accepted id
+_PACKED_BYTES = _aligned(36)  # an int of up to 90 bits
+_DIGEST_BYTES = _aligned(32)  # an int of up to 60 bits
+_SESSION_BYTES = 4096  # a session object, its counter lists and dict headers
+_ERROR_TALLY_BYTES = _aligned(49 + 32) + _aligned(32) + 64  # code string, count, dict share
+_SUMMARY_BYTES = 4096 + MAX_ERROR_CODES * _ERROR_TALLY_BYTES
+
+
+def memory_bound_bytes(options: ManagerOptions, max_sessions: int) -> int:
+    """Records, tombstones, sessions and history at their caps, each structure at its worst."""
+    cap = options.max_tracked_messages
+    records = cap * (_ID_BYTES + _PACKED_BYTES) + max_sessions * _table_bytes(cap, 8, 16)
+    tombstones = cap * (_DIGEST_BYTES + 8) + _table_bytes(cap, 0, 16) * 2
+    sessions = max_sessions * (_SESSION_BYTES + MAX_ERROR_CODES * _ERROR_TALLY_BYTES)
+    history = options.history_limit * _SUMMARY_BYTES
+    eviction = 256 * 8 + 64
+    return records + tombstones + sessions + history + eviction

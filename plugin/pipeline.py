@@ -1,0 +1,67 @@
+"""The receive and send pipelines: aiogram-style middleware chains.
+
+A middleware is ``async def mw(handler, event, data)``; it may act before and after
+``await handler(event, data)``, or not call it at all to stop the event. The first middleware in a
+chain is the outermost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+__all__ = [
+    "Handler",
+    "Middleware",
+    "MiddlewareRegistry",
+    "OutboundMessage",
+    "SendResult",
+    "build_chain",
+]
+
+Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
+Middleware = Callable[[Handler, Any, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class OutboundMessage:
+    """A message on its way out: the recipient and the provider's JSON payload."""
+
+    to: str
+    payload: dict[str, Any]
+    provider: str = "meta"
+
+
+@dataclass(slots=True)
+class SendResult:
+    """What the provider answered: the id later receipts will carry."""
+
+    message_id: str
+    to: str
+    provider: str = "meta"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class MiddlewareRegistry:
+    """What ``whatsapp_register_middlewares`` implementations receive."""
+
+    def __init__(self) -> None:
+        self.receive_middlewares: list[Middleware] = []
+        self.send_middlewares: list[Middleware] = []
+
+    def receive(self, middleware: Middleware) -> Middleware:
+        self.receive_middlewares.append(middleware)
+        return middleware
+
+    def send(self, middleware: Middleware) -> Middleware:
+        self.send_middlewares.append(middleware)
+        return middleware
+
+
+def build_chain(middlewares: Sequence[Middleware], handler: Handler) -> Handler:
+    """Wrap ``handler`` so that ``middlewares[0]`` runs first."""
+    for middleware in reversed(middlewares):
+        handler = partial(middleware, handler)
+    return handler
