@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+import zlib
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -57,6 +58,7 @@ _RECIPIENT_SHIFT = _STATUS_BITS + _OFFSET_BITS
 _HASHED_FLAG = 1  # without redaction: lowest bit of the recipient field, set for a hash
 _RECIPIENT_HASH_BITS = 40
 _MAX_DIGITS = 15  # E.164: at most 15 digits, below 2**50
+_RECIPIENT_CACHE_SIZE = 1024
 
 # Counter and outcome indices (order of COUNTER_KEYS / OUTCOME_KEYS).
 SENT, DELIVERED, READ, PLAYED, FAILED, PENDING, EXPIRED, EVICTED = range(8)
@@ -108,8 +110,11 @@ _TRANSITIONS = tuple(_transition(c, n) for c in range(6) for n in range(6))
 
 
 def _id_digest(message_id: str) -> int:
-    """A stable 60-bit digest of an id (stable across processes, unlike ``hash()``)."""
-    return int.from_bytes(hashlib.blake2b(message_id.encode(), digest_size=8).digest()) >> 4
+    """A 60-bit digest of an id, stable across processes (unlike ``hash()``) so tombstones
+    survive a snapshot. CRC-32 and Adler-32 together cost a third of a cryptographic hash; a
+    collision (vanishingly rare at these sizes) could only make an unknown receipt ``late``."""
+    data = message_id.encode()
+    return (zlib.crc32(data) << 28) | (zlib.adler32(data) & 0xFFFFFFF)
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -209,6 +214,7 @@ class MessageSessionManager:
         self._cap = opts.max_tracked_messages
         self._calendar = PeriodCalendar(opts.session_period, opts.timezone)
         self._redaction_key = (opts.redaction_key.encode() or os.urandom(16))[:64]
+        self._recipient_cache: dict[str, int] = {}
         self._sessions: list[MessageSession] = []  # oldest first
         self._newest_first: list[MessageSession] = []
         self._history: deque[SessionSummary] = deque(maxlen=max(opts.history_limit, 1))
@@ -268,7 +274,13 @@ class MessageSessionManager:
         if not recipient:
             return 0
         if self.options.redact_recipients:
-            return self._keyed_hash(recipient) or 1
+            # Bots write to the same people again and again: remember recent hashes (bounded).
+            cached = self._recipient_cache.get(recipient)
+            if cached is None:
+                if len(self._recipient_cache) >= _RECIPIENT_CACHE_SIZE:
+                    self._recipient_cache.clear()
+                cached = self._recipient_cache[recipient] = self._keyed_hash(recipient) or 1
+            return cached
         if recipient.isdigit() and len(recipient) <= _MAX_DIGITS and recipient[0] != "0":
             return int(recipient) << 1
         return (self._keyed_hash(recipient) << 1) | _HASHED_FLAG
@@ -481,13 +493,21 @@ class MessageSessionManager:
         if now >= self._next_due:
             self._run_due(now)
         moment = now if sent_at is None else min(_seconds(sent_at), now)
-        self._check_id(message_id)
-        session = self._session_for(moment, now)
-        if session is None:
-            return False
-        for other in self._newest_first:
-            if message_id in other.records:
+        if message_id.__class__ is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+            self._check_id(message_id)
+        for session in self._newest_first:
+            if message_id in session.records:
                 return False
+        for session in self._newest_first:
+            if session.start <= moment < session.end:
+                break
+        else:
+            found = self._session_for(moment, now)
+            if found is None:
+                return False
+            session = found
+        if not message_id.isascii():
+            self._check_id(message_id)
         offset = min(int(moment - session.start), _OFFSET_MASK)
         self._insert(
             session,
@@ -766,5 +786,7 @@ def memory_bound_bytes(options: ManagerOptions, max_sessions: int) -> int:
     tombstones = cap * (_DIGEST_BYTES + 8) + _table_bytes(cap, 0, 16) * 2
     sessions = max_sessions * (_SESSION_BYTES + MAX_ERROR_CODES * _ERROR_TALLY_BYTES)
     history = options.history_limit * _SUMMARY_BYTES
-    eviction = 256 * 8 + 64
-    return records + tombstones + sessions + history + eviction
+    recipient_cache = _table_bytes(_RECIPIENT_CACHE_SIZE, 8, 16) + _RECIPIENT_CACHE_SIZE * (
+        _aligned(49 + 64) + _DIGEST_BYTES
+    )
+    return records + tombstones + sessions + history + recipient_cache
