@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return check_config_command(args)
         if args.command in ("stats", "debug-info"):
-            from plugin.server import query_command
+            from plugin.query import query_command
 
             return query_command(args)
         from plugin.simulate import simulate_command

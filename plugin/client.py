@@ -1,0 +1,251 @@
+"""The outbound client: sends through the Meta Cloud API (Graph API) on one shared
+``aiohttp.ClientSession``, around the plugins' send middlewares.
+
+Every send builds an :class:`~plugin.pipeline.OutboundMessage` and runs the send middlewares
+around the provider call; the built-in tracking middleware then tracks the returned message id
+with its recipient, so that its receipts find it. A failure calls ``whatsapp_send_failed`` and
+raises :class:`SendError` with the provider's error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import pluggy
+
+from adapters.base import bare_address
+from plugin.events import call_hook
+from plugin.manager import MessageSessionManager
+from plugin.pipeline import Handler, OutboundMessage, SendResult, build_chain
+from plugin.plugins import collect_middlewares
+from plugin.settings import MetaSettings
+
+__all__ = ["SendError", "WhatsAppClient"]
+
+log = logging.getLogger("plugin.client")
+
+
+class SendError(Exception):
+    """A send the provider refused, or that never reached it.
+
+    ``code`` and ``details`` are the provider's (Graph API ``error.code``,
+    ``error.error_data.details``); ``http_status`` is ``None`` when no answer came back.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        details: str | None = None,
+        provider: str = "meta",
+        trace_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.details = details
+        self.provider = provider
+        self.trace_id = trace_id
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        return f"{parts[0]} ({', '.join(parts[1:])})" if len(parts) > 1 else parts[0]
+
+
+class WhatsAppClient:
+    """Sends WhatsApp messages through the Meta Cloud API.
+
+    ``plugins`` (a plugin manager from :func:`plugin.plugins.make_plugin_manager`) supplies the
+    send middlewares, the tracking among them, and the ``whatsapp_send_failed`` hook; without
+    it messages are sent but not tracked. Use ``async with`` or :meth:`close` when the client
+    owns its session; an application built by ``create_app()``/``setup()`` closes it on
+    shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        phone_number_id: str,
+        access_token: str,
+        api_base_url: str = "https://graph.facebook.com/v21.0",
+        plugins: pluggy.PluginManager | None = None,
+        manager: MessageSessionManager | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.phone_number_id = phone_number_id
+        self._token = access_token
+        self.api_base_url = api_base_url.rstrip("/")
+        self.plugins = plugins
+        self.manager = manager
+        self.timeout = timeout
+        self._session = session
+        self._owns_session = session is None
+        self._chain: Handler | None = None
+
+    @classmethod
+    def from_settings(
+        cls, meta: MetaSettings, **kwargs: Any
+    ) -> WhatsAppClient | None:
+        """A client for ``[meta]`` settings, or None when phone_number_id or access_token is
+        not set (sending is then not configured)."""
+        if not meta.phone_number_id or not meta.access_token:
+            return None
+        return cls(
+            phone_number_id=meta.phone_number_id,
+            access_token=meta.access_token,
+            api_base_url=meta.api_base_url,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return (f"WhatsAppClient(phone_number_id={self.phone_number_id!r}, "
+                f"api_base_url={self.api_base_url!r})")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared HTTP session, created on first use."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout)
+            )
+            self._owns_session = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> WhatsAppClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def send_text(self, to: str, body: str, *, preview_url: bool = False) -> SendResult:
+        """Send a text message; returns the provider's message id."""
+        return await self.send(OutboundMessage(to, {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": "text",
+            "text": {"body": body, "preview_url": preview_url},
+        }))
+
+    async def send_template(
+        self,
+        to: str,
+        name: str,
+        language: str,
+        components: list[dict[str, Any]] | None = None,
+    ) -> SendResult:
+        """Send an approved template (the only kind of message allowed outside the 24-hour
+        customer-service window: appointment reminders are templates)."""
+        template: dict[str, Any] = {"name": name, "language": {"code": language}}
+        if components:
+            template["components"] = components
+        return await self.send(OutboundMessage(to, {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": "template",
+            "template": template,
+        }))
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Run the send middlewares around the provider call."""
+        if self._chain is None:
+            middlewares = (
+                collect_middlewares(self.plugins).send_middlewares if self.plugins else []
+            )
+            self._chain = build_chain(middlewares, self._deliver)
+        try:
+            result = await self._chain(message, {"client": self})
+        except Exception as exc:
+            error = exc if isinstance(exc, SendError) else SendError(
+                f"send failed: {type(exc).__name__}: {exc}", provider=message.provider
+            )
+            log.warning("send to %s failed: %s", self._redact(message.to), error)
+            await self._send_failed(message, error)
+            if error is exc:
+                raise
+            raise error from exc
+        if not isinstance(result, SendResult):
+            raise TypeError(f"a send middleware returned {type(result).__name__}, not SendResult")
+        return result
+
+    async def _send_failed(self, message: OutboundMessage, error: SendError) -> None:
+        if self.plugins is None:
+            return
+        on_error = self.manager.record_hook_error if self.manager is not None else None
+        await call_hook(
+            self.plugins, "whatsapp_send_failed", {"message": message, "error": error}, on_error
+        )
+
+    def _redact(self, recipient: str) -> str | None:
+        return self.manager.redact(recipient) if self.manager is not None else "~redacted"
+
+    async def _deliver(self, message: Any, data: dict[str, Any]) -> SendResult:
+        """The innermost handler: POST the payload to ``/{phone_number_id}/messages``."""
+        assert isinstance(message, OutboundMessage)
+        url = f"{self.api_base_url}/{self.phone_number_id}/messages"
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            async with self.session.post(url, json=message.payload, headers=headers) as response:
+                status = response.status
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SendError(
+                f"cannot reach the Graph API: {type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            document = json.loads(raw) if raw else None
+        except ValueError:
+            document = None
+        if status >= 400 or not isinstance(document, dict):
+            raise _graph_error(status, document)
+        messages = document.get("messages")
+        first = messages[0] if isinstance(messages, list) and messages else None
+        message_id = first.get("id") if isinstance(first, dict) else None
+        if not isinstance(message_id, str) or not message_id:
+            raise SendError("the Graph API answered without messages[0].id", http_status=status)
+        contacts = document.get("contacts")
+        contact = contacts[0] if isinstance(contacts, list) and contacts else None
+        wa_id = contact.get("wa_id") if isinstance(contact, dict) else None
+        to = wa_id if isinstance(wa_id, str) and wa_id else bare_address(message.to)
+        log.debug("sent %s to %s", message_id, self._redact(to))
+        return SendResult(message_id=message_id, to=to, provider="meta", raw=document)
+
+
+def _graph_error(status: int, document: object) -> SendError:
+    """The Graph API's ``{"error": {"message", "code", "error_data": {"details"}, …}}``."""
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict):
+        return SendError(f"the Graph API answered HTTP {status} without an error object",
+                         http_status=status)
+    data = error.get("error_data")
+    details = data.get("details") if isinstance(data, dict) else None
+    code = error.get("code")
+    trace = error.get("fbtrace_id")
+    return SendError(
+        str(error.get("message") or "the Graph API refused the message"),
+        code=None if code is None else str(code),
+        http_status=status,
+        details=details if isinstance(details, str) else None,
+        trace_id=trace if isinstance(trace, str) else None,
+    )

@@ -1,0 +1,78 @@
+"""What one application's plugin instance owns, and the typed keys that reach it.
+
+``create_app()`` / ``setup()`` store one :class:`Runtime` per application; routes are bound
+methods over it, so the hot path never looks anything up by key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pluggy
+from aiohttp import web
+
+from plugin.events import HookEvents
+from plugin.manager import MessageSessionManager
+from plugin.model import OUTCOME_KEYS, Outcome
+from plugin.settings import Settings
+
+if TYPE_CHECKING:
+    from plugin.client import WhatsAppClient
+    from plugin.receive import ReceivePipeline
+
+__all__ = [
+    "CLIENT_KEY",
+    "MANAGER_KEY",
+    "PLUGIN_MANAGER_KEY",
+    "RUNTIME_KEY",
+    "SETTINGS_KEY",
+    "Runtime",
+    "WebhookCounters",
+]
+
+
+@dataclass(slots=True)
+class WebhookCounters:
+    """What one provider's route has seen since start (monotonic)."""
+
+    requests: int = 0  # every request, refused ones included
+    receipts: int = 0  # receipts parsed from authentic requests
+    inbound: int = 0  # inbound messages parsed from authentic requests
+    rejected: int = 0  # malformed items, plus bodies refused as a whole (400, 413)
+    ignored: int = 0  # well-formed items we do not track
+    unauthorized: int = 0  # requests refused with 401 or 403
+    outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "receipts": self.receipts,
+            "inbound": self.inbound,
+            "rejected": self.rejected,
+            "ignored": self.ignored,
+            "unauthorized": self.unauthorized,
+        }
+
+    def outcome_counts(self) -> dict[str, int]:
+        return {key: self.outcomes[Outcome(key)] for key in OUTCOME_KEYS}
+
+
+@dataclass(slots=True, eq=False)
+class Runtime:
+    """The settings, manager, plugin manager, event dispatch, client and counters of one app."""
+
+    settings: Settings
+    manager: MessageSessionManager
+    plugins: pluggy.PluginManager
+    events: HookEvents
+    client: WhatsAppClient | None
+    webhooks: dict[str, WebhookCounters]
+    pipeline: ReceivePipeline | None = None  # built at start-up, once every plugin is in
+
+
+RUNTIME_KEY = web.AppKey("whatsapp_runtime", Runtime)
+SETTINGS_KEY = web.AppKey("whatsapp_settings", Settings)
+MANAGER_KEY = web.AppKey("whatsapp_manager", MessageSessionManager)
+PLUGIN_MANAGER_KEY = web.AppKey("whatsapp_plugin_manager", pluggy.PluginManager)
+CLIENT_KEY: web.AppKey[WhatsAppClient | None] = web.AppKey("whatsapp_client")

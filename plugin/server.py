@@ -1,0 +1,183 @@
+"""The aiohttp server: ``create_app()`` for a ready application, ``setup(app)`` to mount the same
+routes and background task onto a bot's existing one, and ``wa-sessions serve``.
+
+What each part does lives in its own module: :mod:`plugin.webhooks` (provider routes),
+:mod:`plugin.receive` (the receive pipeline), :mod:`plugin.admin` (stats, debug, metrics,
+healthz), :mod:`plugin.metrics`, :mod:`plugin.client` (sending). This module wires them to one
+application and runs its lifecycle: at start-up the receive pipeline is built (every plugin is
+registered by then), hook events are dispatched from a background task and the periodic cleanup
+starts; on shutdown a final cleanup runs and every queued event is delivered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import pluggy
+from aiohttp import web
+
+from plugin.admin import AdminRoutes
+from plugin.client import WhatsAppClient
+from plugin.events import HookEvents
+from plugin.manager import MessageSessionManager
+from plugin.metrics import make_registry
+from plugin.plugins import make_plugin_manager
+from plugin.receive import ReceivePipeline
+from plugin.runtime import (
+    CLIENT_KEY,
+    MANAGER_KEY,
+    PLUGIN_MANAGER_KEY,
+    RUNTIME_KEY,
+    SETTINGS_KEY,
+    Runtime,
+)
+from plugin.settings import Settings, load_settings
+from plugin.webhooks import WebhookRoutes
+
+__all__ = [
+    "CLIENT_KEY",
+    "MANAGER_KEY",
+    "PLUGIN_MANAGER_KEY",
+    "RUNTIME_KEY",
+    "SETTINGS_KEY",
+    "create_app",
+    "serve_command",
+    "setup",
+]
+
+log = logging.getLogger("plugin.server")
+
+SettingsSource = Settings | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def _settings(source: Any) -> Settings:
+    """A Settings from what a host hands over: nothing (``settings.toml`` and ``WHATSAPP_*``), a
+    path to a settings file, a mapping or dynaconf object, or a Settings."""
+    if source is None:
+        return load_settings()
+    if isinstance(source, str | os.PathLike):
+        return load_settings(source)
+    return Settings.from_mapping(source)
+
+
+def setup(
+    app: web.Application,
+    settings: SettingsSource = None,
+    *,
+    manager: MessageSessionManager | None = None,
+    clock: Callable[[], float] | None = None,
+    plugins: pluggy.PluginManager | None = None,
+    client: WhatsAppClient | None = None,
+    entry_points: bool = True,
+) -> Runtime:
+    """Mount the webhook routes, the admin routes and the background cleanup onto ``app``.
+
+    ``manager`` (or just its ``clock``) replaces the one built from settings: tests drive
+    simulated days this way. ``plugins`` replaces the plugin manager built from settings (it
+    should hold the tracking plugin of ``manager``); ``client`` replaces the client built from
+    ``[meta]`` (``access_token`` and ``phone_number_id``). Raises SettingsError when the settings
+    are invalid or a listed plugin cannot be imported.
+    """
+    if RUNTIME_KEY in app:
+        raise RuntimeError("the WhatsApp session plugin is already set up on this application")
+    resolved = _settings(settings)
+    if manager is None:
+        manager = MessageSessionManager.from_settings(resolved, clock=clock or time.time)
+    if plugins is None:
+        plugins = make_plugin_manager(manager, resolved.plugins, entry_points=entry_points)
+    events = HookEvents(plugins, manager, max_queue=resolved.event_queue_size)
+    if client is None:
+        client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=manager)
+    runtime = Runtime(resolved, manager, plugins, events, client, webhooks={})
+    app[RUNTIME_KEY] = runtime
+    app[SETTINGS_KEY] = resolved
+    app[MANAGER_KEY] = manager
+    app[PLUGIN_MANAGER_KEY] = plugins
+    app[CLIENT_KEY] = client
+    WebhookRoutes(runtime).add_to(app)
+    AdminRoutes(runtime, make_registry(runtime)).add_to(app)
+    app.cleanup_ctx.append(partial(_lifecycle, runtime))
+    return runtime
+
+
+def create_app(
+    settings: SettingsSource = None,
+    *,
+    manager: MessageSessionManager | None = None,
+    clock: Callable[[], float] | None = None,
+    plugins: pluggy.PluginManager | None = None,
+    client: WhatsAppClient | None = None,
+    entry_points: bool = True,
+) -> web.Application:
+    """A ready application: the routes of DESIGN.md and the background cleanup."""
+    app = web.Application()
+    setup(app, settings, manager=manager, clock=clock, plugins=plugins, client=client,
+          entry_points=entry_points)
+    return app
+
+
+async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[None]:
+    settings, manager = runtime.settings, runtime.manager
+    for warning in settings.warnings():
+        log.warning("%s", warning)
+    runtime.events.attach(manager)
+    runtime.pipeline = ReceivePipeline(runtime.plugins, manager, runtime.client)
+    await runtime.events.start()
+    interval = manager.options.cleanup_interval
+    task = asyncio.get_running_loop().create_task(
+        _periodic_cleanup(manager, interval), name="whatsapp-cleanup"
+    )
+    log.info(
+        "WhatsApp session plugin started: providers %s under %s, cleanup every %ss, sending %s",
+        ", ".join(settings.enabled_providers) or "none", settings.server.webhook_path,
+        f"{interval:g}", "configured" if runtime.client is not None else "not configured",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            manager.cleanup()
+        except Exception:
+            log.exception("final cleanup failed")
+        await runtime.events.stop()
+        if runtime.client is not None:
+            await runtime.client.close()
+        log.info("WhatsApp session plugin stopped")
+
+
+async def _periodic_cleanup(manager: MessageSessionManager, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            manager.cleanup()
+        except Exception:
+            log.exception("periodic cleanup failed")
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """``wa-sessions serve``: run the webhook server until SIGINT or SIGTERM, then shut down
+    gracefully (final cleanup, queued events delivered). SettingsError propagates (exit 2)."""
+    settings = load_settings(getattr(args, "settings", None))
+    server = settings.server
+    host = args.host if getattr(args, "host", None) else server.host
+    port = args.port if getattr(args, "port", None) is not None else server.port
+    settings = replace(settings, server=replace(server, host=host, port=port))
+    app = create_app(settings)
+    log.info("serving on http://%s:%d (env=%s, profile=%s)",
+             host, port, settings.env, settings.manager.profile)
+    # No access log: its request line would carry the handshake's hub.verify_token.
+    web.run_app(app, host=host, port=port, access_log=None, print=None,
+                handle_signals=True, shutdown_timeout=10.0)
+    return 0
