@@ -20,13 +20,12 @@ import logging
 import math
 import os
 import time
-import zlib
-from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
+from plugin.memory_bound import MAX_MESSAGE_ID_LENGTH, RECIPIENT_CACHE_SIZE, memory_bound_bytes
 from plugin.model import (
     COUNTER_KEYS,
     OUTCOME_KEYS,
@@ -40,15 +39,13 @@ from plugin.model import (
 )
 from plugin.options import ManagerOptions, resolve_options
 from plugin.periods import PeriodCalendar
+from plugin.session import MessageSession
+from plugin.tombstones import Tombstones
 
 __all__ = ["MAX_MESSAGE_ID_LENGTH", "EventSink", "MessageSession", "MessageSessionManager"]
 
 log = logging.getLogger("plugin.manager")
 
-#: Ids longer than this (or not ASCII) are refused: the memory bound counts on it.
-MAX_MESSAGE_ID_LENGTH = 128
-#: Distinct error codes tallied per session; the rest are counted under "other".
-MAX_ERROR_CODES = 32
 
 _STATUS_BITS = 3
 _OFFSET_BITS = 17  # seconds since session start; a period is at most 25 h = 90,000 s
@@ -58,7 +55,6 @@ _RECIPIENT_SHIFT = _STATUS_BITS + _OFFSET_BITS
 _HASHED_FLAG = 1  # without redaction: lowest bit of the recipient field, set for a hash
 _RECIPIENT_HASH_BITS = 40
 _MAX_DIGITS = 15  # E.164: at most 15 digits, below 2**50
-_RECIPIENT_CACHE_SIZE = 1024
 
 # Counter and outcome indices (order of COUNTER_KEYS / OUTCOME_KEYS).
 SENT, DELIVERED, READ, PLAYED, FAILED, PENDING, EXPIRED, EVICTED = range(8)
@@ -109,14 +105,6 @@ def _transition(current: int, new: int) -> tuple[int, int, tuple[tuple[int, int]
 _TRANSITIONS = tuple(_transition(c, n) for c in range(6) for n in range(6))
 
 
-def _id_digest(message_id: str) -> int:
-    """A 60-bit digest of an id, stable across processes (unlike ``hash()``) so tombstones
-    survive a snapshot. CRC-32 and Adler-32 together cost a third of a cryptographic hash; a
-    collision (vanishingly rare at these sizes) could only make an unknown receipt ``late``."""
-    data = message_id.encode()
-    return (zlib.crc32(data) << 28) | (zlib.adler32(data) & 0xFFFFFFF)
-
-
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
@@ -132,62 +120,6 @@ class EventSink(Protocol):
     def session_completed(self, summary: SessionSummary) -> None: ...
 
     def cleanup_completed(self, report: CleanupReport) -> None: ...
-
-
-class MessageSession:
-    """The messages sent in one period, their funnel and the receipts attributed to them."""
-
-    __slots__ = (
-        "complete_at",
-        "counters",
-        "end",
-        "errors",
-        "order",
-        "receipts",
-        "records",
-        "session_id",
-        "start",
-    )
-
-    def __init__(self, session_id: str, start: float, end: float, complete_at: float) -> None:
-        self.session_id = session_id
-        self.start = start
-        self.end = end
-        self.complete_at = complete_at
-        self.records: dict[str, int] = {}
-        self.order: deque[str] = deque()  # ids in send order; may hold ids already released
-        self.counters = [0] * len(COUNTER_KEYS)
-        self.receipts = [0] * len(OUTCOME_KEYS)
-        self.errors: dict[str, int] = {}
-
-    def count_error(self, code: str | None) -> None:
-        key = code or "unknown"
-        if key not in self.errors and len(self.errors) >= MAX_ERROR_CODES:
-            key = "other"
-        self.errors[key] = self.errors.get(key, 0) + 1
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "started_at": self.start,
-            "ends_at": self.end,
-            "completes_at": self.complete_at,
-            "tracked_messages": len(self.records),
-            **dict(zip(COUNTER_KEYS, self.counters, strict=True)),
-            "receipts": dict(zip(OUTCOME_KEYS, self.receipts, strict=True)),
-            "errors": dict(self.errors),
-        }
-
-    def summary(self, completed_at: float) -> SessionSummary:
-        return SessionSummary(
-            session_id=self.session_id,
-            started_at=self.start,
-            ended_at=self.end,
-            completed_at=completed_at,
-            counters=dict(zip(COUNTER_KEYS, self.counters, strict=True)),
-            receipts=dict(zip(OUTCOME_KEYS, self.receipts, strict=True)),
-            errors=dict(self.errors),
-        )
 
 
 class MessageSessionManager:
@@ -224,12 +156,10 @@ class MessageSessionManager:
         self._history_trimmed = 0
         self._peak_sessions = 0
         self._peak_tracked = 0
-        self._tombstones: set[int] = set()
-        self._tomb_buckets: deque[tuple[float, array[int]]] = deque()
-        self._tomb_bucket_span = self._window / 16
-        self._tomb_bucket_size = max(1, self._cap // 16)
+        self._tombstones = Tombstones(self._window, self._cap)
         self._next_due = -math.inf  # when lazy expiry must next run
         self._next_expiry = math.inf  # when the earliest front record's window ends
+        self._slack = min(60.0, max(1.0, self._window / 1440))
         self._last_cleanup: float | None = None
         self.hook_errors = 0
         self._events: EventSink | None = None
@@ -277,7 +207,7 @@ class MessageSessionManager:
             # Bots write to the same people again and again: remember recent hashes (bounded).
             cached = self._recipient_cache.get(recipient)
             if cached is None:
-                if len(self._recipient_cache) >= _RECIPIENT_CACHE_SIZE:
+                if len(self._recipient_cache) >= RECIPIENT_CACHE_SIZE:
                     self._recipient_cache.clear()
                 cached = self._recipient_cache[recipient] = self._keyed_hash(recipient) or 1
             return cached
@@ -369,35 +299,7 @@ class MessageSessionManager:
                     sent_at=session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK),
                     reason=reason,
                 ))
-        self._bury(message_id, now)
-
-    def _bury(self, message_id: str, now: float) -> None:
-        digest = _id_digest(message_id)
-        if digest in self._tombstones:
-            return
-        buckets = self._tomb_buckets
-        if (
-            not buckets
-            or now - buckets[-1][0] >= self._tomb_bucket_span
-            or len(buckets[-1][1]) >= self._tomb_bucket_size
-        ):
-            buckets.append((now, array("Q")))
-        buckets[-1][1].append(digest)
-        self._tombstones.add(digest)
-        while len(self._tombstones) > self._cap:
-            self._drop_tomb_bucket()
-
-    def _drop_tomb_bucket(self) -> int:
-        _, digests = self._tomb_buckets.popleft()
-        self._tombstones.difference_update(digests)
-        return len(digests)
-
-    def _expire_tombstones(self, now: float) -> int:
-        dropped = 0
-        buckets = self._tomb_buckets
-        while buckets and buckets[0][0] + self._tomb_bucket_span + self._window <= now:
-            dropped += self._drop_tomb_bucket()
-        return dropped
+        self._tombstones.add(message_id, now)
 
     def _expire_records(self, now: float) -> int:
         """Release every record whose window is over, reading each session in send order;
@@ -423,7 +325,10 @@ class MessageSessionManager:
         return released
 
     def _schedule(self) -> None:
-        self._next_due = self._next_expiry
+        # Expiry on the receipt path runs in batches (at most ``_slack`` late): a receipt for a
+        # record past its window is still answered ``late`` at once, and the views and
+        # cleanup() settle expiry exactly before they report.
+        self._next_due = self._next_expiry + self._slack
         for session in self._sessions:
             if session.complete_at < self._next_due:
                 self._next_due = session.complete_at
@@ -431,7 +336,7 @@ class MessageSessionManager:
     def _run_due(self, now: float) -> tuple[int, list[str]]:
         completed = self._complete_due(now)
         released = self._expire_records(now)
-        self._expire_tombstones(now)
+        self._tombstones.expire(now)
         self._schedule()
         return released, completed
 
@@ -449,7 +354,7 @@ class MessageSessionManager:
                 if packed & 7 in _OPEN:
                     session.counters[PENDING] -= 1
                     session.counters[EVICTED] += 1
-                self._bury(message_id, self._clock())
+                self._tombstones.add(message_id, self._clock())
                 return
 
     def _insert(self, session: MessageSession, message_id: str, packed: int) -> None:
@@ -457,8 +362,9 @@ class MessageSessionManager:
             self._evict_one()
         if not session.order:
             expiry = session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) + self._window
-            if expiry < self._next_due:
-                self._next_due = self._next_expiry = expiry
+            if expiry + self._slack < self._next_due:
+                self._next_expiry = expiry
+                self._next_due = expiry + self._slack
         session.records[message_id] = packed
         session.order.append(message_id)
         self._tracked += 1
@@ -557,8 +463,8 @@ class MessageSessionManager:
     def _apply_untracked(self, receipt: Receipt, now: float) -> Outcome:
         timestamp = now if receipt.timestamp is None else min(receipt.timestamp, now)
         late = timestamp + self._window <= now
-        if not late and self._tombstones:
-            late = _id_digest(receipt.message_id) in self._tombstones
+        if not late:
+            late = receipt.message_id in self._tombstones
         if late or not self.options.track_unknown_receipts:
             outcome = O_LATE if late else O_UNKNOWN
             self._receipts[outcome] += 1
@@ -623,7 +529,7 @@ class MessageSessionManager:
         trimmed_before = self._history_trimmed
         completed = self._complete_due(now)
         released = self._expire_records(now)
-        dropped = self._expire_tombstones(now)
+        dropped = self._tombstones.expire(now)
         self._schedule()
         self._last_cleanup = now
         report = CleanupReport(
@@ -701,7 +607,12 @@ class MessageSessionManager:
             "history_size": self.history_size,  # history never shrinks
         }
 
+    def settle(self, now: float | None = None) -> None:
+        """Apply every completion and expiry due by ``now``, exactly (the views call it)."""
+        self._run_due(self._clock() if now is None else now)
+
     def get_all_stats(self) -> dict[str, Any]:
+        self.settle()
         totals = [0] * len(COUNTER_KEYS)
         for session in self._sessions:
             for index, value in enumerate(session.counters):
@@ -720,6 +631,7 @@ class MessageSessionManager:
         }
 
     def get_debug_info(self) -> dict[str, Any]:
+        self.settle()
         opts = self.options
         return {
             "manager_stats": {
@@ -749,44 +661,3 @@ class MessageSessionManager:
                 "peaks": self.peaks(),
             }
         }
-
-
-# -- the memory bound -------------------------------------------------------------------------
-
-_ALIGN = 16
-
-
-def _aligned(size: int) -> int:
-    return -(-size // _ALIGN) * _ALIGN
-
-
-def _table_bytes(entries: int, slot_bytes: int, entry_bytes: int) -> int:
-    """Worst case for a CPython dict or set holding ``entries``: the table may be twice as
-    large as needed just after it grew, and never shrinks on deletion."""
-    slots = 8
-    while slots * 2 // 3 < entries:
-        slots *= 2
-    slots *= 2
-    return slots * slot_bytes + (slots * 2 // 3) * entry_bytes
-
-
-# Object sizes on 64-bit CPython, rounded to the allocator's 16-byte classes.
-_ID_BYTES = _aligned(49 + MAX_MESSAGE_ID_LENGTH)  # an ASCII str of the longest accepted id
-_PACKED_BYTES = _aligned(36)  # an int of up to 90 bits
-_DIGEST_BYTES = _aligned(32)  # an int of up to 60 bits
-_SESSION_BYTES = 4096  # a session object, its counter lists and dict headers
-_ERROR_TALLY_BYTES = _aligned(49 + 32) + _aligned(32) + 64  # code string, count, dict share
-_SUMMARY_BYTES = 4096 + MAX_ERROR_CODES * _ERROR_TALLY_BYTES
-
-
-def memory_bound_bytes(options: ManagerOptions, max_sessions: int) -> int:
-    """Records, tombstones, sessions and history at their caps, each structure at its worst."""
-    cap = options.max_tracked_messages
-    records = cap * (_ID_BYTES + _PACKED_BYTES) + max_sessions * _table_bytes(cap, 8, 16)
-    tombstones = cap * (_DIGEST_BYTES + 8) + _table_bytes(cap, 0, 16) * 2
-    sessions = max_sessions * (_SESSION_BYTES + MAX_ERROR_CODES * _ERROR_TALLY_BYTES)
-    history = options.history_limit * _SUMMARY_BYTES
-    recipient_cache = _table_bytes(_RECIPIENT_CACHE_SIZE, 8, 16) + _RECIPIENT_CACHE_SIZE * (
-        _aligned(49 + 64) + _DIGEST_BYTES
-    )
-    return records + tombstones + sessions + history + recipient_cache
