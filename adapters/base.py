@@ -132,7 +132,11 @@ def epoch_seconds(value: object) -> float | None:
         raise ValueError(f"timestamp {value!r} is out of range") from None
     if not 0.0 <= seconds < math.inf:
         raise ValueError(f"timestamp {value!r} is not a finite, non-negative time")
-    return seconds / 1000.0 if seconds > MILLISECONDS_ABOVE else seconds
+    if seconds > MILLISECONDS_ABOVE:
+        seconds /= 1000.0
+        if seconds > MILLISECONDS_ABOVE:  # not a time in seconds nor in milliseconds
+            raise ValueError(f"timestamp {value!r} is out of range")
+    return seconds
 
 
 def bare_address(value: str) -> str:
