@@ -56,14 +56,15 @@ def make_app(
 
 
 class FakeGraph:
-    """``POST /{phone_number_id}/messages`` as the Graph API answers it. Records each request;
-    ``fail_with`` makes the next answers an error."""
+    """``POST /{version}/{phone_number_id}/messages`` as the Graph API answers it. Records each
+    request; ``fail_with`` makes the next answers an error."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.fail_with: tuple[int, dict[str, Any]] | None = None
+        self.url = ""  # the API base URL, once a test server runs self.app
         self.app = web.Application()
-        self.app.router.add_post("/{phone_number_id}/messages", self.messages)
+        self.app.router.add_post("/{version}/{phone_number_id}/messages", self.messages)
 
     async def messages(self, request: web.Request) -> web.Response:
         payload = await request.json()
