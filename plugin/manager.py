@@ -153,6 +153,7 @@ class MessageSessionManager:
         self._receipts = [0] * len(OUTCOME_KEYS)
         self._tracked = 0
         self._evicted_total = 0
+        self._expired_total = 0
         self._history_trimmed = 0
         self._peak_sessions = 0
         self._peak_tracked = 0
@@ -290,6 +291,7 @@ class MessageSessionManager:
             counters = session.counters
             counters[PENDING] -= 1
             counters[EXPIRED] += 1
+            self._expired_total += 1
             if self._on_expired is not None:
                 self._on_expired(MessageExpired(
                     message_id=message_id,
@@ -304,12 +306,13 @@ class MessageSessionManager:
     def _expire_records(self, now: float) -> int:
         """Release every record whose window is over, reading each session in send order;
         records adopted out of order are caught on lookup or at completion. Sets the time of
-        the next expiry (the earliest front record's)."""
+        the next expiry (the earliest front record's). In a session due to complete, only the
+        records whose window ended before its completion expire by window."""
         released = 0
-        cutoff = now - self._window
         next_expiry = math.inf
         for session in self._sessions:
             order, records, start = session.order, session.records, session.start
+            cutoff = min(now, session.complete_at) - self._window
             while order:
                 message_id = order[0]
                 packed = records.get(message_id)
@@ -334,8 +337,10 @@ class MessageSessionManager:
                 self._next_due = session.complete_at
 
     def _run_due(self, now: float) -> tuple[int, list[str]]:
-        completed = self._complete_due(now)
+        # Windows that ended before a completion are released first, so that they count as
+        # expired by "window", as they would have with a timely call.
         released = self._expire_records(now)
+        completed = self._complete_due(now)
         self._tombstones.expire(now)
         self._schedule()
         return released, completed
@@ -527,14 +532,15 @@ class MessageSessionManager:
         """Complete due sessions, release expired records and tombstones, trim history."""
         now = self._clock() if now is None else now
         trimmed_before = self._history_trimmed
+        expired_before = self._expired_total
+        self._expire_records(now)
         completed = self._complete_due(now)
-        released = self._expire_records(now)
         dropped = self._tombstones.expire(now)
         self._schedule()
         self._last_cleanup = now
         report = CleanupReport(
             at=now,
-            expired_messages=released,
+            expired_messages=self._expired_total - expired_before,
             completed_sessions=tuple(completed),
             history_trimmed=self._history_trimmed - trimmed_before,
             remaining_history=self.history_size,
