@@ -222,8 +222,9 @@ class Settings:
                        "signatures are checked against the URL each request arrived on, which "
                        "differs behind a proxy")
         if self.production and self.manager.redact_recipients and not self.manager.redaction_key:
-            out.append("redaction_key is empty: recipient hashes are unkeyed, so anyone can "
-                       "recompute them from phone numbers; set WHATSAPP_REDACTION_KEY")
+            out.append("redaction_key is empty: recipient hashes use a random key per process, "
+                       "so they change at each restart and differ between replicas; set "
+                       "WHATSAPP_REDACTION_KEY")
         return out
 
     def as_dict(self, *, redact: bool = True) -> dict[str, Any]:
