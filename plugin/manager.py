@@ -439,16 +439,14 @@ class MessageSessionManager:
                 break
         else:
             return self._apply_untracked(receipt, now)
+        cutoff = now - self._window
         timestamp = receipt.timestamp
-        if (
-            session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) + self._window <= now
-            or (timestamp is not None and timestamp + self._window <= now)
-        ):
-            if session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) + self._window <= now:
-                self._release(session, message_id, packed, now, "window")
-            self._receipts[O_LATE] += 1
-            session.receipts[O_LATE] += 1
-            return Outcome.LATE
+        if session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) <= cutoff:
+            # Its window is over but lazy expiry has not reached it yet.
+            self._release(session, message_id, packed, now, "window")
+            return self._late(session)
+        if timestamp is not None and timestamp <= cutoff:
+            return self._late(session)
         current = packed & 7
         outcome, new, deltas = _TRANSITIONS[current * 6 + receipt.status]
         self._receipts[outcome] += 1
@@ -464,6 +462,11 @@ class MessageSessionManager:
         if self._on_status is not None:
             self._announce(session, receipt, packed, current, new, Outcome.APPLIED, now)
         return Outcome.APPLIED
+
+    def _late(self, session: MessageSession) -> Outcome:
+        self._receipts[O_LATE] += 1
+        session.receipts[O_LATE] += 1
+        return Outcome.LATE
 
     def _apply_untracked(self, receipt: Receipt, now: float) -> Outcome:
         timestamp = now if receipt.timestamp is None else min(receipt.timestamp, now)
