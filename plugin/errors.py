@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SettingProblem", "SettingsError"]
+__all__ = ["SettingProblem", "SettingsError", "StoreUnavailable"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -27,3 +27,8 @@ class SettingsError(ValueError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} invalid setting(s):\n{lines}")
+
+
+class StoreUnavailable(RuntimeError):
+    """The shared store (Redis) cannot be reached: at start-up a clear error, while serving an
+    answer the provider retries (503)."""

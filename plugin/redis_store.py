@@ -1,0 +1,639 @@
+"""The Redis store (``store = "redis"``): the manager's semantics, shared by every replica.
+
+Same public methods as :class:`~plugin.manager.MessageSessionManager`, but coroutines. Periods
+and session ids are computed here (:class:`~plugin.periods.PeriodCalendar`); every receipt and
+every send is one Lua script (:mod:`plugin.redis_scripts`), so it is applied atomically in one
+round trip and no race between replicas can double-count, lose a status or move a message down
+the ladder.
+
+Key layout (``B`` = ``{redis_prefix}``, a hash tag, so a cluster keeps every key in one slot),
+and how each structure is bounded:
+
+* ``B:m:<id>`` hash (session id, status, sent_at, recipient as events show it): one per tracked
+  message, at most ``max_tracked_messages`` (over the cap the oldest is evicted in the same
+  script). TTL ``sent_at + 2 * window``: the window, plus one window of grace for the expiry
+  index to count it before Redis drops it.
+* ``B:o:<sid>`` sorted set: the session's record ids by send time (score ``offset * 2**32 + seq``:
+  send order within a second), the index that makes expiry *counted* (pending → expired, a
+  ``message expired`` event) and eviction oldest-first. Same TTL as its session.
+* ``B:s:<sid>`` hash: start, end, complete_at, the funnel counters, receipt outcomes
+  (``o:…``) and error tallies (``x:<code>``, at most 32 codes + ``other``). TTL
+  ``end + 2 * window``. ``B:sessions`` (by start) and ``B:due`` (by completion time) sorted
+  sets list the active sessions: at most ``max_active_sessions()`` plus those due.
+* ``B:tombs`` sorted set: released ids by release time, dropped after one window, at most
+  ``max_tracked_messages`` (oldest first), the key itself expiring two windows after the last
+  release.
+* ``B:history`` list of summary JSON, newest first, ``LTRIM``-ed to ``max_history_size``.
+* ``B:meta`` hash: record count, receipt outcomes since start, peaks, eviction total, last
+  cleanup. ``B:redaction-key``: the shared key of recipient hashes when ``redaction_key`` is
+  not set (so every replica hashes a number alike). ``B:lease``: the cleanup lease.
+
+Expiry runs in three places: a few records per script (lazily, so counts advance without a
+timer), in batches by ``cleanup()``, and by the TTLs as a safety net (an index entry whose record
+Redis dropped first is counted as ``lost_records`` in the debug view). Session completion and
+cleanup run under a lease (``SET NX PX`` + a token checked on release), so one replica at a time
+completes a session and ``session completed`` fires once across the fleet; the last step of a
+completion is itself atomic, so even a lease that expired mid-way cannot complete a session twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from plugin import redis_scripts
+from plugin.errors import StoreUnavailable
+from plugin.manager import EventSink
+from plugin.memory_bound import MAX_MESSAGE_ID_LENGTH
+from plugin.model import (
+    COUNTER_KEYS,
+    OUTCOME_KEYS,
+    CleanupReport,
+    MessageExpired,
+    Outcome,
+    Receipt,
+    SessionSummary,
+    Status,
+    StatusChange,
+)
+from plugin.options import ManagerOptions, resolve_options
+from plugin.periods import Period, PeriodCalendar
+
+__all__ = ["RedisStore", "redis_memory_bound_bytes"]
+
+log = logging.getLogger("plugin.redis_store")
+
+_OUTCOMES = tuple(Outcome)
+_STATUSES = tuple(Status)
+_OFFSET_MAX = (1 << 17) - 1
+_MAX_DIGITS = 15
+_ERROR_CODE_LENGTH = 128
+#: What this process itself holds for the store: options, scripts, caches; the state is in Redis.
+PROCESS_BOUND_BYTES = 256 * 1024
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _valid_id(message_id: object) -> bool:
+    return (
+        isinstance(message_id, str)
+        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
+        and message_id.isascii()
+    )
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, Any]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []  # cjson writes an empty array as {}
+
+
+class RedisStore:
+    """Tracks sent messages and their receipts in Redis, shared by every replica.
+
+    ``RedisStore(url, prefix, **options, clock=time.time)``; ``await store.connect()`` before use
+    and ``await store.close()`` after.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "wa-sessions",
+        *,
+        clock: Callable[[], float] = time.time,
+        events: EventSink | None = None,
+        options: ManagerOptions | None = None,
+        lease_ttl: float = 30.0,
+        batch_size: int = 1000,
+        lazy_budget: int = 32,
+        **settings: Any,
+    ) -> None:
+        if options is not None and settings:
+            raise TypeError("pass either options= or individual settings, not both")
+        self.options = options if options is not None else resolve_options(settings)
+        self.url = url
+        self.prefix = prefix
+        self.lease_ttl = lease_ttl
+        self._base = "{" + prefix + "}"
+        self._lease_key = self._base + ":lease"
+        self._clock = clock
+        self._window = self.options.ack_tracking_window
+        self._calendar = PeriodCalendar(self.options.session_period, self.options.timezone)
+        self._period: Period | None = None
+        self._batch = batch_size
+        self._budget = lazy_budget
+        self._redis: aioredis.Redis | None = None
+        self._redaction_key = self.options.redaction_key.encode()[:64]
+        self._due = -math.inf  # when a session may next be due for completion
+        self._due_retry = -math.inf
+        self.hook_errors = 0
+        self._events: EventSink | None = None
+        self._on_status: Callable[[StatusChange], None] | None = None
+        self._on_expired: Callable[[MessageExpired], None] | None = None
+        if events is not None:
+            self.attach_events(events)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> RedisStore:
+        """Build from a loaded ``Settings`` (its options, ``redis_url`` and ``redis_prefix``)."""
+        options = getattr(settings, "manager", None)
+        if not isinstance(options, ManagerOptions):
+            raise TypeError(f"cannot build a Redis store from {type(settings).__name__}")
+        return cls(settings.redis_url, settings.redis_prefix, options=options, **kwargs)
+
+    # -- connection -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unavailable at {_redact_url(self.url)}: {exc}") from exc
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("RedisStore is not connected: await store.connect() first")
+        return self._redis
+
+    async def connect(self) -> None:
+        """Connect and check Redis answers; StoreUnavailable (naming the URL without its
+        password) when it does not."""
+        client = aioredis.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=10.0,
+            health_check_interval=30,
+            # One immediate retry replaces a connection Redis closed (a restart); when Redis is
+            # down the request fails fast and the webhook answers 503.
+            retry=Retry(NoBackoff(), 1),
+        )
+        try:
+            with self._unavailable():
+                await client.ping()
+                if not self._redaction_key:
+                    key_name = self._base + ":redaction-key"
+                    await client.set(key_name, secrets.token_hex(16), nx=True)
+                    self._redaction_key = str(await client.get(key_name)).encode()
+        except BaseException:
+            await client.aclose()
+            raise
+        self._redis = client
+        self._track = client.register_script(redis_scripts.TRACK)
+        self._receipt = client.register_script(redis_scripts.RECEIPT)
+        self._expire = client.register_script(redis_scripts.EXPIRE)
+        self._complete = client.register_script(redis_scripts.COMPLETE)
+        self._views = client.register_script(redis_scripts.VIEWS)
+        self._lease_release = client.register_script(redis_scripts.LEASE_RELEASE)
+        self._lease_renew = client.register_script(redis_scripts.LEASE_RENEW)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    # -- events and recipients ------------------------------------------------------------------
+
+    def attach_events(
+        self, sink: EventSink | None, *, status_changed: bool = True, message_expired: bool = True
+    ) -> None:
+        """Send events to ``sink`` (as the manager does)."""
+        self._events = sink
+        self._on_status = sink.status_changed if sink is not None and status_changed else None
+        self._on_expired = sink.message_expired if sink is not None and message_expired else None
+
+    def record_hook_error(self) -> None:
+        """Count a failed hook (per replica: hook errors happen in this process)."""
+        self.hook_errors += 1
+
+    def _keyed_hash(self, text: str) -> int:
+        key = self._redaction_key or b"\0"
+        digest = hashlib.blake2b(text.encode(), digest_size=8, key=key).digest()
+        return int.from_bytes(digest) >> 24
+
+    def redact(self, recipient: str | None) -> str | None:
+        """The keyed hash that logs, summaries and events carry instead of a phone number."""
+        if not recipient:
+            return None
+        return f"~{self._keyed_hash(recipient):010x}"
+
+    def _recipient_field(self, recipient: str | None) -> str:
+        """The recipient as events show it (what the manager decodes from its packed record)."""
+        if not recipient:
+            return ""
+        if self.options.redact_recipients:
+            return f"~{self._keyed_hash(recipient) or 1:010x}"
+        if recipient.isdigit() and len(recipient) <= _MAX_DIGITS and recipient[0] != "0":
+            return recipient
+        return f"~{self._keyed_hash(recipient):010x}"
+
+    # -- script arguments -----------------------------------------------------------------------
+
+    def _period_of(self, moment: float) -> Period:
+        period = self._period
+        if period is None or not period.start <= moment < period.end:
+            period = self._period = self._calendar.period_of(moment)
+        return period
+
+    def _complete_at(self, period: Period) -> float:
+        return min(period.end + self._window, period.start + self.options.max_session_age)
+
+    def _header(self, now: float, budget: int) -> list[Any]:
+        return [repr(now), repr(self._window), self.options.max_tracked_messages, budget]
+
+    def _place(self, moment: float) -> list[Any]:
+        period = self._period_of(moment)
+        offset = min(int(moment - period.start), _OFFSET_MAX)
+        return [
+            period.session_id, repr(period.start), repr(period.end),
+            repr(self._complete_at(period)), offset, repr(period.start + offset),
+        ]
+
+    def _receipt_args(self, receipt: Receipt, now: float) -> list[Any]:
+        ts = receipt.timestamp
+        effective = now if ts is None else min(float(ts), now)
+        valid = _valid_id(receipt.message_id)
+        code = receipt.error.code if receipt.error is not None and receipt.error.code else ""
+        return [
+            *self._header(now, self._budget),
+            receipt.message_id if valid else "",
+            int(receipt.status),
+            "" if ts is None else repr(float(ts)),
+            repr(effective),
+            *self._place(effective),
+            self._recipient_field(receipt.recipient),
+            str(code)[:_ERROR_CODE_LENGTH],
+            1 if self.options.track_unknown_receipts else 0,
+            1 if valid else 0,
+        ]
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def _note_due(self, value: Any) -> None:
+        self._due = float(value) if value not in ("", None) else math.inf
+
+    def _announce_released(self, flat: Sequence[Any]) -> None:
+        if self._on_expired is None:
+            return
+        for i in range(0, len(flat), 6):
+            message_id, session_id, status, recipient, sent_at, reason = flat[i : i + 6]
+            self._on_expired(MessageExpired(
+                message_id=message_id,
+                session_id=session_id,
+                status=_STATUSES[int(status)],
+                recipient=recipient or None,
+                sent_at=float(sent_at),
+                reason=reason,
+            ))
+
+    def _receipt_done(self, receipt: Receipt, reply: Sequence[Any], now: float) -> Outcome:
+        code, due, session_id, old, new, _sent_at, recipient = reply[:7]
+        self._note_due(due)
+        self._announce_released(reply[7:])
+        outcome = _OUTCOMES[int(code)]
+        if self._on_status is not None and outcome in (Outcome.APPLIED, Outcome.ADOPTED):
+            self._on_status(StatusChange(
+                message_id=receipt.message_id,
+                session_id=session_id,
+                old_status=None if old == "" else _STATUSES[int(old)],
+                new_status=_STATUSES[int(new)],
+                outcome=outcome,
+                recipient=recipient or None,
+                provider=receipt.provider,
+                timestamp=now if receipt.timestamp is None else receipt.timestamp,
+                error=receipt.error,
+            ))
+        return outcome
+
+    # -- public API -----------------------------------------------------------------------------
+
+    async def track_sent(
+        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+    ) -> bool:
+        """Start tracking a message this replica sent. False if it was already tracked, or its
+        session has already completed."""
+        if not _valid_id(message_id):
+            raise ValueError(
+                f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} ASCII characters: "
+                f"{message_id!r:.80}"
+            )
+        now = self._clock()
+        await self._run_due(now)
+        moment = now if sent_at is None else min(float(sent_at), now)
+        args = [
+            *self._header(now, self._budget), message_id, *self._place(moment),
+            self._recipient_field(recipient),
+        ]
+        with self._unavailable():
+            reply = await self._track(keys=[self._base], args=args)
+        self._note_due(reply[1])
+        self._announce_released(reply[2:])
+        return bool(int(reply[0]))
+
+    async def apply_receipt(self, receipt: Receipt) -> Outcome:
+        """Apply one receipt atomically; return its one outcome."""
+        now = self._clock()
+        await self._run_due(now)
+        with self._unavailable():
+            reply = await self._receipt(keys=[self._base], args=self._receipt_args(receipt, now))
+        return self._receipt_done(receipt, reply, now)
+
+    async def apply_receipts(self, receipts: Sequence[Receipt]) -> list[Outcome]:
+        """Apply a batch in one round trip (pipelined); each receipt is still atomic."""
+        if not receipts:
+            return []
+        now = self._clock()
+        await self._run_due(now)
+        with self._unavailable():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for receipt in receipts:
+                    await self._receipt(
+                        keys=[self._base], args=self._receipt_args(receipt, now), client=pipe
+                    )
+                replies = await pipe.execute()
+        return [
+            self._receipt_done(receipt, reply, now)
+            for receipt, reply in zip(receipts, replies, strict=True)
+        ]
+
+    async def cleanup(self, now: float | None = None) -> CleanupReport | None:
+        """Complete due sessions, release expired records and tombstones, trim history. None
+        when another replica holds the lease (it is doing this work)."""
+        now = self._clock() if now is None else now
+        token = await self._acquire_lease()
+        if token is None:
+            return None
+        try:
+            completed, trimmed = await self._complete_due(now, token)
+            released, dropped = await self._expire_all(now, token)
+            with self._unavailable():
+                await self.redis.hset(self._base + ":meta", "last_cleanup", repr(now))
+                remaining = await self.redis.llen(self._base + ":history")
+        finally:
+            await self._release_lease(token)
+        report = CleanupReport(
+            at=now,
+            expired_messages=released,
+            completed_sessions=tuple(completed),
+            history_trimmed=trimmed,
+            remaining_history=remaining if self.options.history_limit > 0 else 0,
+            tombstones_dropped=dropped,
+        )
+        log.info(
+            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
+            report.history_trimmed, report.remaining_history,
+        )
+        if self._events is not None:
+            self._events.cleanup_completed(report)
+        return report
+
+    # -- lease, completion, expiry --------------------------------------------------------------
+
+    async def _acquire_lease(self) -> str | None:
+        token = secrets.token_hex(16)
+        with self._unavailable():
+            acquired = await self.redis.set(
+                self._lease_key, token, nx=True, px=max(1, round(self.lease_ttl * 1000))
+            )
+        return token if acquired else None
+
+    async def _renew_lease(self, token: str) -> bool:
+        with self._unavailable():
+            renewed = await self._lease_renew(
+                keys=[self._lease_key], args=[token, max(1, round(self.lease_ttl * 1000))]
+            )
+        return bool(renewed)
+
+    async def _release_lease(self, token: str) -> None:
+        with contextlib.suppress(StoreUnavailable), self._unavailable():
+            await self._lease_release(keys=[self._lease_key], args=[token])
+
+    async def _run_due(self, now: float) -> None:
+        """Complete sessions due by ``now`` before serving (as the manager does), when this
+        replica gets the lease; otherwise the scripts still treat due sessions as completed."""
+        if now < self._due or now < self._due_retry:
+            return
+        token = await self._acquire_lease()
+        if token is None:
+            self._due_retry = now + 1.0
+            return
+        try:
+            await self._complete_due(now, token)
+        finally:
+            await self._release_lease(token)
+
+    async def _settle(self, now: float) -> None:
+        """Completion and expiry due by ``now``, exactly, before a view reports (best effort:
+        skipped while another replica holds the lease)."""
+        token = await self._acquire_lease()
+        if token is None:
+            return
+        try:
+            await self._complete_due(now, token)
+            await self._expire_all(now, token)
+        finally:
+            await self._release_lease(token)
+
+    async def _complete_due(self, now: float, token: str) -> tuple[list[str], int]:
+        completed: list[str] = []
+        trimmed = 0
+        with self._unavailable():
+            due = await self.redis.zrangebyscore(self._base + ":due", "-inf", now)
+        for session_id in due:
+            cleared = 0
+            while True:
+                args = [*self._header(now, self._batch), session_id, self.options.history_limit]
+                with self._unavailable():
+                    reply = await self._complete(keys=[self._base], args=args)
+                state, released, trim, summary_json = reply[:4]
+                cleared += int(released)
+                self._announce_released(reply[4:])
+                if state != "more" or not await self._renew_lease(token):
+                    break
+            if state == "done":
+                trimmed += int(trim)
+                completed.append(str(session_id))
+                self._completed(json.loads(summary_json), cleared)
+        with self._unavailable():
+            first = await self.redis.zrange(self._base + ":due", 0, 0, withscores=True)
+        self._due = float(first[0][1]) if first else math.inf
+        self._due_retry = -math.inf
+        return completed, trimmed
+
+    def _completed(self, fields: dict[str, str], cleared: int) -> None:
+        summary = _summary(fields)
+        log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
+        log.info("Session completed and moved to history (date=%s)", summary.session_id)
+        if self._events is not None:
+            self._events.session_completed(summary)
+
+    async def _expire_all(self, now: float, token: str) -> tuple[int, int]:
+        released = dropped = 0
+        while True:
+            with self._unavailable():
+                reply = await self._expire(
+                    keys=[self._base], args=self._header(now, self._batch)
+                )
+            released += int(reply[0])
+            dropped += int(reply[1])
+            self._announce_released(reply[2:])
+            if int(reply[0]) < self._batch or not await self._renew_lease(token):
+                return released, dropped
+
+    # -- views ----------------------------------------------------------------------------------
+
+    async def _read_views(self) -> dict[str, Any]:
+        await self._settle(self._clock())
+        with self._unavailable():
+            data: dict[str, Any] = json.loads(await self._views(keys=[self._base], args=[]))
+        data["meta"] = _pairs(_list(data.get("meta")))
+        return data
+
+    def _history(self, data: dict[str, Any]) -> list[SessionSummary]:
+        if self.options.history_limit <= 0:
+            return []
+        return [_summary(json.loads(item)) for item in reversed(_list(data.get("history")))]
+
+    async def get_all_stats(self) -> dict[str, Any]:
+        data = await self._read_views()
+        meta = data["meta"]
+        sessions = [_session_stats(_pairs(h), tracked) for h, tracked in _list(data["sessions"])]
+        sessions.sort(key=lambda s: s["started_at"])
+        history = self._history(data)
+        summary: dict[str, Any] = {
+            "active_sessions": len(sessions),
+            "historical_sessions": len(history),
+            "tracked_messages": int(meta.get("tracked", 0)),
+            **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
+            "receipts": {key: int(meta.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        }
+        return {
+            "summary": summary,
+            "sessions": sessions,
+            "history": [h.as_dict() for h in history],
+        }
+
+    async def get_debug_info(self) -> dict[str, Any]:
+        data = await self._read_views()
+        meta = data["meta"]
+        opts = self.options
+        sessions = sorted(
+            (_pairs(h) for h, _ in _list(data["sessions"])), key=lambda h: float(h["start"])
+        )
+        history_size = len(self._history(data))
+        last_cleanup = meta.get("last_cleanup")
+        return {
+            "manager_stats": {
+                "active_session_count": len(sessions),
+                "history_size": history_size,
+                "ack_tracking_window": round(opts.ack_tracking_window * 1000),
+                "auto_expire_enabled": True,
+                "max_history_size": opts.history_limit,
+                "keep_history": opts.keep_history,
+                "tracked_messages": int(meta.get("tracked", 0)),
+                "max_tracked_messages": opts.max_tracked_messages,
+                "memory_bound_bytes": PROCESS_BOUND_BYTES,
+                "hook_errors": self.hook_errors,
+                "tombstones": int(data.get("tombstones", 0)),
+                "max_tombstones": opts.max_tracked_messages,
+                "evicted_total": int(meta.get("evicted_total", 0)),
+                "max_active_sessions": self.max_active_sessions(),
+                "profile": opts.profile,
+                "session_period": round(opts.session_period * 1000),
+                "max_session_age": round(opts.max_session_age * 1000),
+                "cleanup_interval": round(opts.cleanup_interval * 1000),
+                "timezone": opts.timezone,
+                "track_unknown_receipts": opts.track_unknown_receipts,
+                "redact_recipients": opts.redact_recipients,
+                "last_cleanup_at": None if last_cleanup is None else float(last_cleanup),
+                "active_sessions": [h["session_id"] for h in sessions],
+                "peaks": {
+                    "active_sessions": int(meta.get("peak_sessions", 0)),
+                    "tracked_messages": int(meta.get("peak_tracked", 0)),
+                    "history_size": history_size,
+                },
+                # Redis-side: where the state lives and its bound.
+                "store": "redis",
+                "redis_prefix": self.prefix,
+                "redis_memory_bound_bytes": redis_memory_bound_bytes(
+                    opts, self.max_active_sessions(), len(self._base)
+                ),
+                "lost_records": int(meta.get("lost", 0)),
+            }
+        }
+
+    def max_active_sessions(self) -> int:
+        """Most sessions that can be active at once with these options (as the manager)."""
+        opts = self.options
+        lifetime = min(opts.session_period + opts.ack_tracking_window, opts.max_session_age)
+        return math.ceil(lifetime / opts.session_period) + (0 if self._calendar.fixed_offset else 1)
+
+
+def _summary(fields: Mapping[str, str]) -> SessionSummary:
+    return SessionSummary(
+        session_id=fields["session_id"],
+        started_at=float(fields["start"]),
+        ended_at=float(fields["end"]),
+        completed_at=float(fields["completed_at"]),
+        counters={key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
+        receipts={key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        errors={k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+    )
+
+
+def _session_stats(fields: Mapping[str, str], tracked: int) -> dict[str, Any]:
+    return {
+        "session_id": fields["session_id"],
+        "started_at": float(fields["start"]),
+        "ends_at": float(fields["end"]),
+        "completes_at": float(fields["complete_at"]),
+        "tracked_messages": int(tracked),
+        **{key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
+        "receipts": {key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        "errors": {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+    }
+
+
+# Redis's own overhead per key and per sorted-set member, generously rounded (jemalloc classes,
+# dict entries, the expires table); measured with MEMORY USAGE on Redis 7.
+_KEY_OVERHEAD = 96
+_RECORD_FIELDS = 96  # listpack of s, st, t, r
+_ZSET_MEMBER = 96  # skiplist node + dict entry, besides the member string
+_SESSION_BYTES = 4096 + 32 * (128 + 32)
+_SUMMARY_BYTES = 2048 + 32 * (128 + 32)
+
+
+def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_length: int) -> int:
+    """An estimate of the most memory the store's keys can take in Redis at the caps."""
+    cap = options.max_tracked_messages
+    id_bytes = MAX_MESSAGE_ID_LENGTH + 16
+    record = _KEY_OVERHEAD + base_length + 3 + id_bytes + _RECORD_FIELDS + 32
+    index = _ZSET_MEMBER + id_bytes
+    tombstones = cap * (_ZSET_MEMBER + id_bytes)
+    sessions = (max_sessions + 1) * _SESSION_BYTES
+    history = options.history_limit * _SUMMARY_BYTES
+    return cap * (record + index) + tombstones + sessions + history
