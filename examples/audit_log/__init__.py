@@ -1,0 +1,1 @@
+"""An audit-log plugin: session and delivery events as JSON lines."""
