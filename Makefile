@@ -25,3 +25,27 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (not tests, not in CI): each installs the `bench` extra and prints its ratio last.
+.PHONY: bench-install bench-memory bench-receipts bench-soak bench-soak-server bench-webhooks
+
+$(VENV)/.bench: pyproject.toml | install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $@
+
+bench-install: $(VENV)/.bench
+
+bench-memory: bench-install
+	$(BIN)/python benchmarks/memory_per_message.py
+
+bench-receipts: bench-install
+	$(BIN)/python benchmarks/receipts_per_second.py
+
+bench-soak: bench-install
+	$(BIN)/python benchmarks/soak.py
+
+bench-soak-server: bench-install
+	$(BIN)/python benchmarks/soak_server.py
+
+bench-webhooks: bench-install
+	$(BIN)/python benchmarks/webhook_throughput.py
