@@ -106,12 +106,13 @@ end
 -- `budget`; drop tombstones older than one window.
 local function expire(budget, out)
   local released = 0
-  local cutoff = NOW - WINDOW
   local sids = redis.call('ZRANGE', SESSIONS, 0, -1, 'WITHSCORES')
   for i = 1, #sids, 2 do
     if released >= budget then break end
     local sid = sids[i]
-    local limit = math.floor(cutoff - tonumber(sids[i + 1])) + 1
+    -- in a session due to complete, only windows that ended before its completion expire
+    local ca = tonumber(redis.call('ZSCORE', DUE, sid) or NOW_S)
+    local limit = math.floor(math.min(NOW, ca) - WINDOW - tonumber(sids[i + 1])) + 1
     if limit > 0 then
       local ids = redis.call('ZRANGEBYSCORE', okey(sid), '-inf', '(' .. int(limit * SCALE),
                              'LIMIT', 0, budget - released)
@@ -126,7 +127,7 @@ local function expire(budget, out)
       end
     end
   end
-  local dropped = redis.call('ZREMRANGEBYSCORE', TOMBS, '-inf', cutoff)
+  local dropped = redis.call('ZREMRANGEBYSCORE', TOMBS, '-inf', NOW - WINDOW)
   return released, dropped
 end
 
@@ -229,6 +230,12 @@ local function next_due()
   return redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')[2] or ''
 end
 
+-- Why a record of a due session goes: its window ended before the completion, or not.
+local function due_reason(t, ca)
+  if ca and t + WINDOW <= tonumber(ca) then return 'window' end
+  return 'session'
+end
+
 local function reply(head, out)
   for i = 1, #out do head[#head + 1] = out[i] end
   return head
@@ -255,7 +262,7 @@ if id ~= '' then
     if not ca or tonumber(ca) <= NOW then
       -- its session is due: completing it would release the record; what follows sees a
       -- tombstone, as the in-memory manager would after completing the session
-      release(id, sid, cur, rec[3], rec[4], 'session', out)
+      release(id, sid, cur, rec[3], rec[4], due_reason(t, ca), out)
     else
       if t + WINDOW <= NOW or (ts ~= '' and tonumber(ts) + WINDOW <= NOW) then
         if t + WINDOW <= NOW then release(id, sid, cur, rec[3], rec[4], 'window', out) end
@@ -304,7 +311,7 @@ local rec = redis.call('HMGET', mkey(id), 's', 'st', 't', 'r')
 if rec[1] then
   local ca = redis.call('HGET', skey(rec[1]), 'complete_at')
   if ca and tonumber(ca) > NOW then return reply({0, next_due()}, out) end
-  release(id, rec[1], tonumber(rec[2]), rec[3], rec[4], 'session', out)
+  release(id, rec[1], tonumber(rec[2]), rec[3], rec[4], due_reason(tonumber(rec[3]), ca), out)
 end
 local sk = open_session(sid, ARGV[7], ARGV[8], ARGV[9])
 if not sk then return reply({0, next_due()}, out) end
@@ -312,7 +319,8 @@ insert(sk, sid, id, tonumber(ARGV[10]), ARGV[11], ARGV[12])
 return reply({1, next_due()}, out)
 """
 
-#: One cleanup batch: release up to BUDGET expired records, drop old tombstones.
+#: One cleanup batch: release up to BUDGET expired records, drop old tombstones. In a session
+#: due to complete, only the windows that ended before its completion expire here.
 #: Reply: released, tombstones dropped, then released records as in RECEIPT.
 EXPIRE = _PRELUDE + """
 local out = {}

@@ -388,8 +388,9 @@ class RedisStore:
         if token is None:
             return None
         try:
-            completed, trimmed = await self._complete_due(now, token)
-            released, dropped = await self._expire_all(now, token)
+            # Windows that ended before a completion first, so they count as expired by window.
+            expired, dropped = await self._expire_all(now, token)
+            completed, trimmed, at_completion = await self._complete_due(now, token)
             with self._unavailable():
                 await self.redis.hset(self._base + ":meta", "last_cleanup", repr(now))
                 remaining = await self.redis.llen(self._base + ":history")
@@ -397,7 +398,7 @@ class RedisStore:
             await self._release_lease(token)
         report = CleanupReport(
             at=now,
-            expired_messages=released,
+            expired_messages=expired + at_completion,
             completed_sessions=tuple(completed),
             history_trimmed=trimmed,
             remaining_history=remaining if self.options.history_limit > 0 else 0,
@@ -442,6 +443,7 @@ class RedisStore:
             self._due_retry = now + 1.0
             return
         try:
+            await self._expire_all(now, token)
             await self._complete_due(now, token)
         finally:
             await self._release_lease(token)
@@ -453,14 +455,16 @@ class RedisStore:
         if token is None:
             return
         try:
-            await self._complete_due(now, token)
             await self._expire_all(now, token)
+            await self._complete_due(now, token)
         finally:
             await self._release_lease(token)
 
-    async def _complete_due(self, now: float, token: str) -> tuple[list[str], int]:
+    async def _complete_due(self, now: float, token: str) -> tuple[list[str], int, int]:
+        """Complete every session due by ``now``: (their ids, history trimmed, pending records
+        that expired with them)."""
         completed: list[str] = []
-        trimmed = 0
+        trimmed = expired = 0
         with self._unavailable():
             due = await self.redis.zrangebyscore(self._base + ":due", "-inf", now)
         for session_id in due:
@@ -471,6 +475,7 @@ class RedisStore:
                     reply = await self._complete(keys=[self._base], args=args)
                 state, released, trim, summary_json = reply[:4]
                 cleared += int(released)
+                expired += (len(reply) - 4) // 6
                 self._announce_released(reply[4:])
                 if state != "more" or not await self._renew_lease(token):
                     break
@@ -482,7 +487,7 @@ class RedisStore:
             first = await self.redis.zrange(self._base + ":due", 0, 0, withscores=True)
         self._due = float(first[0][1]) if first else math.inf
         self._due_retry = -math.inf
-        return completed, trimmed
+        return completed, trimmed, expired
 
     def _completed(self, fields: dict[str, str], cleared: int) -> None:
         summary = _summary(fields)
@@ -492,17 +497,19 @@ class RedisStore:
             self._events.session_completed(summary)
 
     async def _expire_all(self, now: float, token: str) -> tuple[int, int]:
-        released = dropped = 0
+        """Release every record whose window is over: (pending ones that expired, tombstones
+        dropped)."""
+        expired = dropped = 0
         while True:
             with self._unavailable():
                 reply = await self._expire(
                     keys=[self._base], args=self._header(now, self._batch)
                 )
-            released += int(reply[0])
+            expired += (len(reply) - 2) // 6
             dropped += int(reply[1])
             self._announce_released(reply[2:])
             if int(reply[0]) < self._batch or not await self._renew_lease(token):
-                return released, dropped
+                return expired, dropped
 
     # -- views ----------------------------------------------------------------------------------
 

@@ -1,0 +1,65 @@
+"""The real Redis server for tests: where it is, a fresh key prefix per test, cleanup after.
+
+127.0.0.1:6379 unless ``WA_TEST_REDIS_URL`` says otherwise. Unreachable: the test fails under
+``CI=true`` and is skipped with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+__all__ = ["delete_prefix", "redis_prefix", "redis_url", "require_redis"]
+
+_checked: dict[str, str | None] = {}
+
+
+def _url() -> str:
+    return os.environ.get("WA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis() -> str:
+    """The test Redis URL; fails (CI) or skips (elsewhere) when no server answers."""
+    url = _url()
+    if url not in _checked:
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+            client.ping()
+            client.close()
+            _checked[url] = None
+        except (redis.RedisError, OSError) as exc:
+            _checked[url] = f"{type(exc).__name__}: {exc}"
+    problem = _checked[url]
+    if problem is not None:
+        message = f"Redis not reachable at {url}: {problem}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match="{" + prefix + "}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_redis()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test alone; its keys are deleted afterwards."""
+    prefix = f"wa-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    delete_prefix(redis_url, prefix)
