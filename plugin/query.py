@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -72,5 +73,9 @@ def query_command(args: argparse.Namespace) -> int:
     except QueryError as exc:
         print(f"wa-sessions: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(document, indent=2))
+    try:
+        print(json.dumps(document, indent=2))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `wa-sessions stats | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
