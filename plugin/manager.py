@@ -365,19 +365,49 @@ class MessageSessionManager:
     def _insert(self, session: MessageSession, message_id: str, packed: int) -> None:
         if self._tracked >= self._cap:
             self._evict_one()
-        if not session.order:
-            expiry = session.start + ((packed >> _OFFSET_SHIFT) & _OFFSET_MASK) + self._window
-            if expiry + self._slack < self._next_due:
-                self._next_expiry = expiry
-                self._next_due = expiry + self._slack
+        offset = (packed >> _OFFSET_SHIFT) & _OFFSET_MASK
+        expiry = session.start + offset + self._window
+        if expiry + self._slack < self._next_due:
+            self._next_expiry = expiry
+            self._next_due = expiry + self._slack
+        order = session.order
+        last = session.records.get(order[-1]) if order else None
+        if last is not None and (last >> _OFFSET_SHIFT) & _OFFSET_MASK > offset:
+            self._place(session, message_id, offset)
+        else:
+            order.append(message_id)
         session.records[message_id] = packed
-        session.order.append(message_id)
         self._tracked += 1
         if self._tracked > self._peak_tracked:
             self._peak_tracked = self._tracked
         counters = session.counters
         counters[SENT] += 1
         counters[PENDING] += 1
+
+    @staticmethod
+    def _place(session: MessageSession, message_id: str, offset: int) -> None:
+        """Insert an out-of-order record (an adopted receipt's timestamp, a back-dated
+        ``track_sent``) where its send time belongs, so that expiry and eviction, which read
+        the send order from its front, still reach it in time. Binary search: O(log n) probes."""
+        order, records = session.order, session.records
+        size = len(order)
+
+        def key(index: int) -> int:  # send offset of the first live entry at or after index
+            while index < size:
+                packed = records.get(order[index])
+                if packed is not None:
+                    return (packed >> _OFFSET_SHIFT) & _OFFSET_MASK
+                index += 1
+            return _OFFSET_MASK + 1
+
+        low, high = 0, size
+        while low < high:
+            middle = (low + high) // 2
+            if key(middle) <= offset:
+                low = middle + 1
+            else:
+                high = middle
+        order.insert(low, message_id)
 
     @staticmethod
     def _check_id(message_id: object) -> str:
