@@ -875,3 +875,25 @@ def test_heap_growth_stays_within_the_computed_memory_bound():
     finally:
         tracemalloc.stop()
     assert growth <= manager.memory_bound_bytes(), (growth, manager.memory_bound_bytes())
+
+
+def test_a_message_adopted_out_of_send_order_still_expires_at_its_own_window_end(clock, events):
+    manager = make(clock, events, ack_tracking_window="5h")
+    manager.track_sent("now")
+    assert manager.apply_receipt(receipt("earlier", S, clock.now - 2 * HOUR)) == Outcome.ADOPTED
+    manager.track_sent("back-dated", sent_at=clock.now - HOUR)
+    clock.advance(hours=3)
+    manager.cleanup()
+    assert [e.message_id for e in events.expired] == ["earlier"]
+    clock.advance(hours=1)
+    assert manager.get_all_stats()["summary"]["expired"] == 2
+    assert set(statuses(manager)) == {"now"}
+
+
+def test_eviction_takes_the_record_sent_first_even_when_it_arrived_last(clock):
+    manager = make(clock, max_tracked_messages=3)
+    manager.track_sent("a")
+    manager.track_sent("b")
+    manager.track_sent("oldest", sent_at=clock.now - HOUR)
+    manager.track_sent("c")
+    assert set(statuses(manager)) == {"a", "b", "c"}
