@@ -612,3 +612,29 @@ async def test_recipients_never_reach_the_logs(aiohttp_client, caplog):
     assert DEFAULT_NUMBER not in caplog.text
     assert META_SECRET not in caplog.text
     assert json.dumps(await stats(client)).count(DEFAULT_NUMBER) == 0
+
+
+async def test_the_periodic_cleanup_runs_every_interval_and_survives_errors(caplog):
+    import asyncio
+
+    from plugin.manager import MessageSessionManager
+    from plugin.server import _periodic_cleanup
+
+    manager = MessageSessionManager(clock=Clock())
+    calls: list[float] = []
+    real_cleanup = manager.cleanup
+
+    def cleanup(now=None):
+        calls.append(manager._clock())
+        if len(calls) == 1:
+            raise RuntimeError("a broken store")
+        return real_cleanup(now)
+
+    manager.cleanup = cleanup
+    task = asyncio.create_task(_periodic_cleanup(manager, 0.001))
+    while len(calls) < 3:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    assert len(calls) >= 3
+    assert "periodic cleanup failed" in caplog.text
+    assert manager.get_debug_info()["manager_stats"]["last_cleanup_at"] is not None
