@@ -26,17 +26,23 @@ log = logging.getLogger("plugin.plugins")
 
 
 def load_plugins(pm: pluggy.PluginManager, module_paths: Iterable[str]) -> None:
-    """Import and register each module path; every one that fails is reported at once."""
+    """Import and register each module path (``"mybot.audit"``, or ``"mybot.crm:Plugin"`` for
+    an object in a module); every one that fails is reported at once."""
     problems: list[SettingProblem] = []
     for path in module_paths:
         if pm.has_plugin(path):
             continue
+        module_name, _, attribute = path.partition(":")
         try:
-            module = importlib.import_module(path)
-        except ImportError as exc:
+            plugin: object = importlib.import_module(module_name)
+            for part in filter(None, attribute.split(".")):
+                plugin = getattr(plugin, part)
+        except (ImportError, AttributeError) as exc:
             problems.append(SettingProblem("plugins", path, f"an importable module path ({exc})"))
             continue
-        pm.register(module, name=path)
+        if isinstance(plugin, type):  # "mybot.crm:Plugin": a class is instantiated
+            plugin = plugin()
+        pm.register(plugin, name=path)
         log.info("plugin loaded: %s", path)
     if problems:
         raise SettingsError(problems)
