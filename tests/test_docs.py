@@ -40,3 +40,31 @@ def test_the_readme_documents_no_hook_that_does_not_exist():
     readme = README.read_text(encoding="utf-8")
     mentioned = set(re.findall(r"\b(whatsapp_[a-z_]+)\(", readme))
     assert mentioned <= {name for name, _ in HOOKSPECS}
+
+
+def test_the_example_plugin_of_the_readme_works(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from plugin.events import HookEvents
+    from plugin.manager import MessageSessionManager
+    from plugin.plugins import make_plugin_manager
+    from tests.clock import Clock, at
+
+    readme = README.read_text(encoding="utf-8")
+    hooks = readme[readme.index("## Hooks"):]
+    source = re.search(r"```python\n(.*?)```", hooks, re.S).group(1)
+    (tmp_path / "readme_clinic_alerts.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    clock = Clock(at("2026-11-30T09:00"))
+    manager = MessageSessionManager(clock=clock, ack_tracking_window="2h")
+    pm = make_plugin_manager(manager, plugins=["readme_clinic_alerts"], entry_points=False)
+    HookEvents(pm, manager).attach(manager)
+    with caplog.at_level(logging.INFO, logger="clinic_alerts"):
+        manager.track_sent("wamid.reminder", recipient="16505551234")
+        clock.advance(3 * 3600)
+        manager.cleanup()
+        manager.cleanup(at("2026-12-02T00:00"))
+    assert "reminder wamid.reminder to ~" in caplog.text
+    assert "16505551234" not in caplog.text
+    assert "2026-11-30: 1 sent, 0 delivered, 0 read, 0 failed, 1 expired" in caplog.text
