@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
+from plugin.errors import StoreUnavailable
 from plugin.metrics import CONTENT_TYPE, render
 from plugin.runtime import Runtime
+from plugin.stores import await_me_maybe
 
 __all__ = ["AdminRoutes", "is_loopback"]
 
@@ -89,14 +91,31 @@ class AdminRoutes:
         return web.json_response({"status": "ok"})
 
     async def stats(self, request: web.Request) -> web.Response:
-        stats = self.runtime.manager.get_all_stats()
+        try:
+            stats = await await_me_maybe(self.runtime.manager.get_all_stats())
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=503)
         stats["webhooks"] = {name: c.as_dict() for name, c in self.runtime.webhooks.items()}
         return web.json_response(stats)
 
     async def debug(self, request: web.Request) -> web.Response:
-        return web.json_response(self.runtime.manager.get_debug_info())
+        try:
+            return web.json_response(await await_me_maybe(self.runtime.manager.get_debug_info()))
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        response = web.Response(body=render(self.registry))
+        manager = self.runtime.manager
+        try:  # the collector is synchronous: read the store's views first
+            self.runtime.views = (
+                await await_me_maybe(manager.get_debug_info()),
+                await await_me_maybe(manager.get_all_stats()),
+            )
+            body = render(self.registry)
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+        finally:
+            self.runtime.views = None
+        response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE
         return response

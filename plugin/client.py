@@ -18,10 +18,10 @@ import pluggy
 
 from adapters.base import bare_address
 from plugin.events import call_hook
-from plugin.manager import MessageSessionManager
 from plugin.pipeline import Handler, OutboundMessage, SendResult, build_chain
 from plugin.plugins import collect_middlewares
 from plugin.settings import MetaSettings
+from plugin.stores import Store
 
 __all__ = ["SendError", "WhatsAppClient"]
 
@@ -79,7 +79,7 @@ class WhatsAppClient:
         access_token: str,
         api_base_url: str = "https://graph.facebook.com/v21.0",
         plugins: pluggy.PluginManager | None = None,
-        manager: MessageSessionManager | None = None,
+        manager: Store | None = None,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
     ) -> None:

@@ -21,7 +21,7 @@ import pluggy
 from plugin.model import CleanupReport, MessageExpired, SessionSummary, StatusChange
 
 if TYPE_CHECKING:
-    from plugin.manager import MessageSessionManager
+    from plugin.stores import Store
 
 __all__ = ["HookEvents", "call_hook"]
 
@@ -61,7 +61,7 @@ class HookEvents:
     def __init__(
         self,
         pm: pluggy.PluginManager,
-        manager: MessageSessionManager | None = None,
+        manager: Store | None = None,
         max_queue: int = 10_000,
     ) -> None:
         self.pm = pm
@@ -90,7 +90,7 @@ class HookEvents:
     def listens(self, name: str) -> bool:
         return bool(getattr(self.pm.hook, name).get_hookimpls())
 
-    def attach(self, manager: MessageSessionManager) -> None:
+    def attach(self, manager: Store) -> None:
         """Become ``manager``'s sink; per-message events only if some plugin implements them."""
         self.manager = manager
         manager.attach_events(

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from plugin.model import COUNTER_KEYS
+from plugin.redis_store import RedisStore
 from plugin.runtime import Runtime
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "make_registry", "render"]
@@ -40,8 +41,13 @@ class RuntimeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         runtime = self.runtime
         manager = runtime.manager
-        stats = manager.get_debug_info()["manager_stats"]
-        summary = manager.get_all_stats()["summary"]
+        if runtime.views is not None:  # read beforehand (the Redis store's views are coroutines)
+            debug, all_stats = runtime.views
+        else:
+            assert not isinstance(manager, RedisStore), "read the Redis store's views first"
+            debug, all_stats = manager.get_debug_info(), manager.get_all_stats()
+        stats = debug["manager_stats"]
+        summary = all_stats["summary"]
 
         receipts = CounterMetricFamily(
             f"{PREFIX}_receipts", "Receipts applied to the manager, by provider and outcome",

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from adapters.base import ParseResult
+from plugin.errors import StoreUnavailable
 from plugin.events import call_hook
 from plugin.manager import MessageSessionManager
 from plugin.model import InboundMessage, Outcome
 from plugin.pipeline import Handler, Middleware, build_chain
 from plugin.plugins import collect_middlewares
+from plugin.redis_store import RedisStore
+from plugin.stores import Store
 from plugin.tracking import SessionTrackingPlugin
 
 if TYPE_CHECKING:
@@ -29,7 +32,7 @@ __all__ = ["ReceivePipeline"]
 log = logging.getLogger("plugin.receive")
 
 
-def _only_tracking(middlewares: list[Middleware], manager: MessageSessionManager) -> bool:
+def _only_tracking(middlewares: list[Middleware], manager: Store) -> bool:
     """True when the one receive middleware is the built-in tracking of ``manager``."""
     if len(middlewares) != 1:
         return False
@@ -53,7 +56,7 @@ class ReceivePipeline:
     def __init__(
         self,
         plugins: pluggy.PluginManager,
-        manager: MessageSessionManager,
+        manager: Store,
         client: WhatsAppClient | None = None,
     ) -> None:
         self.plugins = plugins
@@ -66,7 +69,11 @@ class ReceivePipeline:
     async def run(self, result: ParseResult, provider: str, outcomes: dict[Outcome, int]) -> None:
         """Process every receipt and inbound message of ``result``; count receipt outcomes."""
         if self.fast:
-            self._apply_all(result, outcomes)
+            if isinstance(self.manager, RedisStore):  # one round trip for the whole batch
+                for each in await self.manager.apply_receipts(result.receipts):
+                    outcomes[each] += 1
+            else:
+                self._apply_all(self.manager, result, outcomes)
             for message in result.inbound:
                 await self._deliver(message, {})
             return
@@ -74,6 +81,8 @@ class ReceivePipeline:
             data: dict[str, Any] = {"provider": provider, "client": self.client}
             try:
                 await self._chain(event, data)
+            except StoreUnavailable:  # the webhook answers 503: the provider retries later
+                raise
             except Exception:
                 log.exception("receive middleware failed on a %s event", provider)
                 self.manager.record_hook_error()
@@ -81,8 +90,10 @@ class ReceivePipeline:
             if outcome is not None:
                 outcomes[outcome] += 1
 
-    def _apply_all(self, result: ParseResult, outcomes: dict[Outcome, int]) -> None:
-        apply = self.manager.apply_receipt
+    def _apply_all(
+        self, manager: MessageSessionManager, result: ParseResult, outcomes: dict[Outcome, int]
+    ) -> None:
+        apply = manager.apply_receipt
         receipts = iter(result.receipts)
         while True:
             try:

@@ -7,15 +7,15 @@ methods over it, so the hot path never looks anything up by key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from aiohttp import web
 
 from plugin.events import HookEvents
-from plugin.manager import MessageSessionManager
 from plugin.model import OUTCOME_KEYS, Outcome
 from plugin.settings import Settings
+from plugin.stores import Store
 
 if TYPE_CHECKING:
     from plugin.client import WhatsAppClient
@@ -63,16 +63,17 @@ class Runtime:
     """The settings, manager, plugin manager, event dispatch, client and counters of one app."""
 
     settings: Settings
-    manager: MessageSessionManager
+    manager: Store  # the in-memory manager or the Redis store (settings.store)
     plugins: pluggy.PluginManager
     events: HookEvents
     client: WhatsAppClient | None
     webhooks: dict[str, WebhookCounters]
     pipeline: ReceivePipeline | None = None  # built at start-up, once every plugin is in
+    views: tuple[dict[str, Any], dict[str, Any]] | None = None  # (debug, stats) for /metrics
 
 
 RUNTIME_KEY = web.AppKey("whatsapp_runtime", Runtime)
 SETTINGS_KEY = web.AppKey("whatsapp_settings", Settings)
-MANAGER_KEY = web.AppKey("whatsapp_manager", MessageSessionManager)
+MANAGER_KEY: web.AppKey[Store] = web.AppKey("whatsapp_manager")
 PLUGIN_MANAGER_KEY = web.AppKey("whatsapp_plugin_manager", pluggy.PluginManager)
 CLIENT_KEY: web.AppKey[WhatsAppClient | None] = web.AppKey("whatsapp_client")

@@ -28,10 +28,10 @@ from aiohttp import web
 from plugin.admin import AdminRoutes
 from plugin.client import WhatsAppClient
 from plugin.events import HookEvents
-from plugin.manager import MessageSessionManager
 from plugin.metrics import make_registry
 from plugin.plugins import make_plugin_manager
 from plugin.receive import ReceivePipeline
+from plugin.redis_store import RedisStore
 from plugin.runtime import (
     CLIENT_KEY,
     MANAGER_KEY,
@@ -41,6 +41,7 @@ from plugin.runtime import (
     Runtime,
 )
 from plugin.settings import Settings, load_settings
+from plugin.stores import Store, build_store, cleanup_store
 from plugin.webhooks import WebhookRoutes
 
 __all__ = [
@@ -73,7 +74,7 @@ def setup(
     app: web.Application,
     settings: SettingsSource = None,
     *,
-    manager: MessageSessionManager | None = None,
+    manager: Store | None = None,
     clock: Callable[[], float] | None = None,
     plugins: pluggy.PluginManager | None = None,
     client: WhatsAppClient | None = None,
@@ -91,9 +92,12 @@ def setup(
         raise RuntimeError("the WhatsApp session plugin is already set up on this application")
     resolved = _settings(settings)
     if manager is None:
-        manager = MessageSessionManager.from_settings(resolved, clock=clock or time.time)
+        manager = build_store(resolved, clock=clock or time.time)
     if plugins is None:
-        plugins = make_plugin_manager(manager, resolved.plugins, entry_points=entry_points)
+        plugins = make_plugin_manager(
+            manager,  # type: ignore[arg-type]  # plugins.py: widen to plugin.stores.Store
+            resolved.plugins, entry_points=entry_points,
+        )
     events = HookEvents(plugins, manager, max_queue=resolved.event_queue_size)
     if client is None:
         client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=manager)
@@ -112,7 +116,7 @@ def setup(
 def create_app(
     settings: SettingsSource = None,
     *,
-    manager: MessageSessionManager | None = None,
+    manager: Store | None = None,
     clock: Callable[[], float] | None = None,
     plugins: pluggy.PluginManager | None = None,
     client: WhatsAppClient | None = None,
@@ -129,6 +133,8 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
     settings, manager = runtime.settings, runtime.manager
     for warning in settings.warnings():
         log.warning("%s", warning)
+    if isinstance(manager, RedisStore):
+        await manager.connect()  # StoreUnavailable (naming the URL) stops the start-up
     runtime.events.attach(manager)
     runtime.pipeline = ReceivePipeline(runtime.plugins, manager, runtime.client)
     await runtime.events.start()
@@ -148,20 +154,23 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
         with contextlib.suppress(asyncio.CancelledError):
             await task
         try:
-            manager.cleanup()
+            await cleanup_store(manager)
         except Exception:
             log.exception("final cleanup failed")
         await runtime.events.stop()
         if runtime.client is not None:
             await runtime.client.close()
+        if isinstance(manager, RedisStore):
+            await manager.close()
         log.info("WhatsApp session plugin stopped")
 
 
-async def _periodic_cleanup(manager: MessageSessionManager, interval: float) -> None:
+async def _periodic_cleanup(manager: Store, interval: float) -> None:
+    # With the Redis store every replica runs this; the lease lets one at a time do the work.
     while True:
         await asyncio.sleep(interval)
         try:
-            manager.cleanup()
+            await cleanup_store(manager)
         except Exception:
             log.exception("periodic cleanup failed")
 

@@ -9,30 +9,31 @@ from __future__ import annotations
 from typing import Any
 
 from plugin.hookspecs import hookimpl
-from plugin.manager import MessageSessionManager
 from plugin.model import Receipt
 from plugin.pipeline import Handler, MiddlewareRegistry, OutboundMessage, SendResult
+from plugin.stores import Store, await_me_maybe
 
 __all__ = ["SessionTrackingPlugin"]
 
 
 class SessionTrackingPlugin:
-    """Feeds a :class:`MessageSessionManager` from the receive and send pipelines."""
+    """Feeds the store (the in-memory manager or the Redis store) from the receive and send
+    pipelines."""
 
     name = "session-tracking"
 
-    def __init__(self, manager: MessageSessionManager) -> None:
+    def __init__(self, manager: Store) -> None:
         self.manager = manager
 
     async def receive(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
         if isinstance(event, Receipt):
-            data["outcome"] = self.manager.apply_receipt(event)
+            data["outcome"] = await await_me_maybe(self.manager.apply_receipt(event))
         return await handler(event, data)
 
     async def send(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
         result = await handler(event, data)
         if isinstance(event, OutboundMessage) and isinstance(result, SendResult):
-            self.manager.track_sent(result.message_id, recipient=result.to)
+            await await_me_maybe(self.manager.track_sent(result.message_id, recipient=result.to))
         return result
 
     @hookimpl
