@@ -8,6 +8,7 @@ registered under its name is not registered again.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
 from collections.abc import Iterable
 
@@ -19,7 +20,13 @@ from plugin.manager import MessageSessionManager
 from plugin.pipeline import MiddlewareRegistry
 from plugin.tracking import SessionTrackingPlugin
 
-__all__ = ["ENTRY_POINT_GROUP", "collect_middlewares", "load_plugins", "make_plugin_manager"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "collect_middlewares",
+    "load_entry_points",
+    "load_plugins",
+    "make_plugin_manager",
+]
 
 ENTRY_POINT_GROUP = "wa_sessions"
 log = logging.getLogger("plugin.plugins")
@@ -62,8 +69,23 @@ def make_plugin_manager(
         pm.register(SessionTrackingPlugin(manager), name=SessionTrackingPlugin.name)
     load_plugins(pm, plugins)
     if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        load_entry_points(pm)
     return pm
+
+
+def load_entry_points(pm: pluggy.PluginManager, group: str = ENTRY_POINT_GROUP) -> None:
+    """Register the plugins of the ``group`` entry points. Unlike pluggy's
+    ``load_setuptools_entrypoints``, a plugin already registered (also listed in ``plugins``)
+    is skipped instead of failing start-up."""
+    for entry_point in importlib.metadata.entry_points(group=group):
+        if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+            continue
+        plugin = entry_point.load()
+        if pm.is_registered(plugin):
+            log.info("entry point %s: plugin already loaded from settings", entry_point.name)
+            continue
+        pm.register(plugin, name=entry_point.name)
+        log.info("plugin loaded from entry point: %s", entry_point.name)
 
 
 def collect_middlewares(pm: pluggy.PluginManager) -> MiddlewareRegistry:

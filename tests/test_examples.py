@@ -140,12 +140,17 @@ async def test_the_audit_log_records_failed_sends(aiohttp_client, graph, tmp_pat
     assert (line["to"], line["code"], line["http_status"]) == ("***1234", "100", 400)
 
 
-async def test_the_audit_log_through_an_entry_point(aiohttp_client, tmp_path, monkeypatch):
+def install_audit_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A throwaway dist-info declaring the audit plugin in the ``wa_sessions`` group."""
     dist = tmp_path / "site" / "clinic_audit-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: clinic-audit\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[wa_sessions]\naudit = examples.audit_log.plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+
+async def test_the_audit_log_through_an_entry_point(aiohttp_client, tmp_path, monkeypatch):
+    install_audit_entry_point(tmp_path, monkeypatch)
     log_file = tmp_path / "audit.jsonl"
     monkeypatch.setenv(audit_plugin.AUDIT_LOG_VARIABLE, str(log_file))
     clock = Clock()
@@ -158,6 +163,14 @@ async def test_the_audit_log_through_an_entry_point(aiohttp_client, tmp_path, mo
     await client.close()
     completed = [line for line in read_audit(log_file) if line["event"] == "session_completed"]
     assert [line["read"] for line in completed] == [1]
+
+
+def test_a_plugin_both_listed_and_installed_is_loaded_once(tmp_path, monkeypatch):
+    install_audit_entry_point(tmp_path, monkeypatch)
+    app, _ = make_app({"plugins": ["examples.audit_log.plugin"]}, entry_points=True)
+    registered = [name for name, plugin in app[PLUGIN_MANAGER_KEY].list_name_plugin()
+                  if plugin is audit_plugin]
+    assert registered == ["examples.audit_log.plugin"]
 
 
 # --- settings of the three use cases --------------------------------------------------------
