@@ -53,6 +53,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from plugin import redis_scripts
@@ -129,6 +130,7 @@ class RedisStore:
         lease_ttl: float = 30.0,
         batch_size: int = 1000,
         lazy_budget: int = 32,
+        max_connections: int = 64,
         **settings: Any,
     ) -> None:
         if options is not None and settings:
@@ -137,6 +139,7 @@ class RedisStore:
         self.url = url
         self.prefix = prefix
         self.lease_ttl = lease_ttl
+        self.max_connections = max_connections
         self._base = "{" + prefix + "}"
         self._lease_key = self._base + ":lease"
         self._clock = clock
@@ -182,16 +185,20 @@ class RedisStore:
     async def connect(self) -> None:
         """Connect and check Redis answers; StoreUnavailable (naming the URL without its
         password) when it does not."""
-        client = aioredis.Redis.from_url(
+        # A burst of webhooks waits for one of max_connections instead of failing; one
+        # immediate retry replaces a connection Redis closed (a restart); when Redis is down
+        # the request fails fast and the webhook answers 503.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
+            max_connections=self.max_connections,
+            timeout=10.0,
             decode_responses=True,
             socket_connect_timeout=2.0,
             socket_timeout=10.0,
             health_check_interval=30,
-            # One immediate retry replaces a connection Redis closed (a restart); when Redis is
-            # down the request fails fast and the webhook answers 503.
             retry=Retry(NoBackoff(), 1),
         )
+        client = aioredis.Redis(connection_pool=pool)
         try:
             with self._unavailable():
                 await client.ping()
@@ -201,6 +208,7 @@ class RedisStore:
                     self._redaction_key = str(await client.get(key_name)).encode()
         except BaseException:
             await client.aclose()
+            await pool.disconnect()
             raise
         self._redis = client
         self._track = client.register_script(redis_scripts.TRACK)
@@ -214,6 +222,7 @@ class RedisStore:
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
+            await self._redis.connection_pool.disconnect()
             self._redis = None
 
     # -- events and recipients ------------------------------------------------------------------
@@ -369,16 +378,22 @@ class RedisStore:
         now = self._clock()
         await self._run_due(now)
         with self._unavailable():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for receipt in receipts:
-                    await self._receipt(
-                        keys=[self._base], args=self._receipt_args(receipt, now), client=pipe
-                    )
-                replies = await pipe.execute()
+            try:
+                replies = await self._pipelined(receipts, now)
+            except NoScriptError:  # Redis forgot the script between its check and the batch
+                replies = await self._pipelined(receipts, now)
         return [
             self._receipt_done(receipt, reply, now)
             for receipt, reply in zip(receipts, replies, strict=True)
         ]
+
+    async def _pipelined(self, receipts: Sequence[Receipt], now: float) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for receipt in receipts:
+                await self._receipt(
+                    keys=[self._base], args=self._receipt_args(receipt, now), client=pipe
+                )
+            return list(await pipe.execute())
 
     async def cleanup(self, now: float | None = None) -> CleanupReport | None:
         """Complete due sessions, release expired records and tombstones, trim history. None

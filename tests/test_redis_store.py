@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 
 from plugin.errors import StoreUnavailable
 from plugin.model import Outcome, Receipt, Status
+from plugin.redis_scripts import RECEIPT
 from plugin.redis_store import RedisStore
 from tests.clock import Clock, at
 from tests.redis_support import redis_prefix, redis_url
@@ -257,13 +259,18 @@ async def test_redis_lost_while_serving_raises_then_recovers(redis_url, redis_pr
             await proxy.stop()
 
 
-async def test_scripts_are_reloaded_after_redis_forgets_them(replica, clock):
+async def test_scripts_are_reloaded_when_redis_does_not_know_them(replica, clock):
+    # as after a Redis restart (NOSCRIPT), without flushing the scripts of the shared server
     store = await replica()
     await store.track_sent("m1")
     await store.track_sent("m2")
-    await store.redis.script_flush()
+
+    def unknown_script() -> Any:  # the same script, under a digest Redis has never seen
+        return store.redis.register_script(f"{RECEIPT}\n-- {uuid.uuid4()}")
+
+    store._receipt = unknown_script()
     assert await store.apply_receipt(Receipt("m1", D, clock())) == Outcome.APPLIED
-    await store.redis.script_flush()
+    store._receipt = unknown_script()
     assert await store.apply_receipts([Receipt("m2", D, clock())]) == [Outcome.APPLIED]
 
 
