@@ -457,3 +457,13 @@ def test_a_missing_object_in_a_plugin_module_is_a_settings_error(tmp_path, monke
     with pytest.raises(SettingsError) as caught:
         make_plugin_manager(plugins=[f"{module}:Missing"], entry_points=False)
     assert [p.key for p in caught.value.problems] == ["plugins"]
+
+
+async def test_inside_a_loop_without_the_dispatcher_coroutines_run_in_the_background(manager):
+    asynchronous = AsyncRecorder()
+    wired(manager, asynchronous, BrokenAsync())
+    deliver(manager)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert [kind for kind, _ in asynchronous.seen] == ["status"]
+    assert manager.hook_errors == 1
