@@ -897,3 +897,18 @@ def test_eviction_takes_the_record_sent_first_even_when_it_arrived_last(clock):
     manager.track_sent("oldest", sent_at=clock.now - HOUR)
     manager.track_sent("c")
     assert set(statuses(manager)) == {"a", "b", "c"}
+
+
+def test_track_sent_refuses_a_message_whose_session_has_completed(clock):
+    manager = make(clock, ack_tracking_window="1h")
+    assert manager.track_sent("old", sent_at=clock.now - 3 * DAY) is False
+    assert manager.tracked_messages == 0
+    assert manager.sessions == []
+
+
+def test_a_sent_at_in_the_future_is_taken_as_now(clock):
+    manager = make(clock)
+    manager.track_sent("m1", sent_at=clock.now + DAY)
+    assert [(s, sent_at) for _, s, _, sent_at, _ in manager.records()] == [
+        ("2026-11-30", clock.now),
+    ]
