@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from plugin.errors import SettingsError
+from plugin.errors import SettingsError, StoreUnavailable
 
 __all__ = ["main"]
 
@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"wa-sessions: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StoreUnavailable as exc:  # Redis unreachable at start-up: say where, not a traceback
+        print(f"wa-sessions: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
 
