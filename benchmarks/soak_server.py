@@ -41,8 +41,8 @@ TARGET = 0.10
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=400.0, help="requests per second")
-    parser.add_argument("--per-post", type=int, default=30, help="statuses per request")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
+    parser.add_argument("--per-post", type=int, default=90, help="statuses per request")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--log", type=Path, default=Path("/tmp/wa-sessions-soak-server.log"))
     args = parser.parse_args()
