@@ -17,8 +17,6 @@ from plugin.model import COUNTER_KEYS, OUTCOME_KEYS
 __all__ = [
     "COMPLETE",
     "EXPIRE",
-    "LEASE_RELEASE",
-    "LEASE_RENEW",
     "RECEIPT",
     "TRACK",
     "VIEWS",
@@ -383,14 +381,4 @@ res.meta = redis.call('HGETALL', B .. ':meta')
 res.history = redis.call('LRANGE', B .. ':history', 0, -1)
 res.tombstones = redis.call('ZCARD', B .. ':tombs')
 return cjson.encode(res)
-"""
-
-LEASE_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-LEASE_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
 """

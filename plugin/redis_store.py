@@ -4,7 +4,8 @@ Same public methods as :class:`~plugin.manager.MessageSessionManager`, but corou
 and session ids are computed here (:class:`~plugin.periods.PeriodCalendar`); every receipt and
 every send is one Lua script (:mod:`plugin.redis_scripts`), so it is applied atomically in one
 round trip and no race between replicas can double-count, lose a status or move a message down
-the ladder.
+the ladder. Script arguments are built by :mod:`plugin.redis_args`, the views by
+:mod:`plugin.redis_views`, the lease is :mod:`plugin.redis_lease`.
 
 Key layout (``B`` = ``{redis_prefix}``, a hash tag, so a cluster keeps every key in one slot),
 and how each structure is bounded:
@@ -39,13 +40,12 @@ completion is itself atomic, so even a lease that expired mid-way cannot complet
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,32 +61,24 @@ from plugin.errors import StoreUnavailable
 from plugin.manager import EventSink
 from plugin.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.model import (
-    COUNTER_KEYS,
-    OUTCOME_KEYS,
     CleanupReport,
     MessageExpired,
     Outcome,
     Receipt,
-    SessionSummary,
     Status,
     StatusChange,
 )
 from plugin.options import ManagerOptions, resolve_options
-from plugin.periods import Period, PeriodCalendar
+from plugin.redis_args import ScriptArgs, valid_id
+from plugin.redis_lease import Lease
+from plugin.redis_views import all_stats, debug_info, parse_views, summary_of
 
-__all__ = ["RedisStore", "redis_memory_bound_bytes"]
+__all__ = ["RedisStore"]
 
 log = logging.getLogger("plugin.redis_store")
 
 _OUTCOMES = tuple(Outcome)
 _STATUSES = tuple(Status)
-_OFFSET_MAX = (1 << 17) - 1
-_MAX_DIGITS = 15
-_ERROR_CODE_LENGTH = 128
-#: What this process itself holds for the store: options, scripts, caches; the state is in Redis.
-PROCESS_BOUND_BYTES = 256 * 1024
-
-
 def _redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -94,22 +86,6 @@ def _redact_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _valid_id(message_id: object) -> bool:
-    return (
-        isinstance(message_id, str)
-        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
-        and message_id.isascii()
-    )
-
-
-def _pairs(flat: Sequence[Any]) -> dict[str, Any]:
-    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []  # cjson writes an empty array as {}
 
 
 class RedisStore:
@@ -141,15 +117,12 @@ class RedisStore:
         self.lease_ttl = lease_ttl
         self.max_connections = max_connections
         self._base = "{" + prefix + "}"
-        self._lease_key = self._base + ":lease"
         self._clock = clock
         self._window = self.options.ack_tracking_window
-        self._calendar = PeriodCalendar(self.options.session_period, self.options.timezone)
-        self._period: Period | None = None
+        self._args = ScriptArgs(self.options, self.options.redaction_key.encode()[:64])
         self._batch = batch_size
         self._budget = lazy_budget
         self._redis: aioredis.Redis | None = None
-        self._redaction_key = self.options.redaction_key.encode()[:64]
         self._due = -math.inf  # when a session may next be due for completion
         self._due_retry = -math.inf
         self.hook_errors = 0
@@ -202,10 +175,10 @@ class RedisStore:
         try:
             with self._unavailable():
                 await client.ping()
-                if not self._redaction_key:
+                if not self._args.key:
                     key_name = self._base + ":redaction-key"
                     await client.set(key_name, secrets.token_hex(16), nx=True)
-                    self._redaction_key = str(await client.get(key_name)).encode()
+                    self._args.key = str(await client.get(key_name)).encode()
         except BaseException:
             await client.aclose()
             await pool.disconnect()
@@ -216,8 +189,7 @@ class RedisStore:
         self._expire = client.register_script(redis_scripts.EXPIRE)
         self._complete = client.register_script(redis_scripts.COMPLETE)
         self._views = client.register_script(redis_scripts.VIEWS)
-        self._lease_release = client.register_script(redis_scripts.LEASE_RELEASE)
-        self._lease_renew = client.register_script(redis_scripts.LEASE_RENEW)
+        self.lease = Lease(client, self._base + ":lease", self.lease_ttl)
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -239,66 +211,9 @@ class RedisStore:
         """Count a failed hook (per replica: hook errors happen in this process)."""
         self.hook_errors += 1
 
-    def _keyed_hash(self, text: str) -> int:
-        key = self._redaction_key or b"\0"
-        digest = hashlib.blake2b(text.encode(), digest_size=8, key=key).digest()
-        return int.from_bytes(digest) >> 24
-
     def redact(self, recipient: str | None) -> str | None:
         """The keyed hash that logs, summaries and events carry instead of a phone number."""
-        if not recipient:
-            return None
-        return f"~{self._keyed_hash(recipient):010x}"
-
-    def _recipient_field(self, recipient: str | None) -> str:
-        """The recipient as events show it (what the manager decodes from its packed record)."""
-        if not recipient:
-            return ""
-        if self.options.redact_recipients:
-            return f"~{self._keyed_hash(recipient) or 1:010x}"
-        if recipient.isdigit() and len(recipient) <= _MAX_DIGITS and recipient[0] != "0":
-            return recipient
-        return f"~{self._keyed_hash(recipient):010x}"
-
-    # -- script arguments -----------------------------------------------------------------------
-
-    def _period_of(self, moment: float) -> Period:
-        period = self._period
-        if period is None or not period.start <= moment < period.end:
-            period = self._period = self._calendar.period_of(moment)
-        return period
-
-    def _complete_at(self, period: Period) -> float:
-        return min(period.end + self._window, period.start + self.options.max_session_age)
-
-    def _header(self, now: float, budget: int) -> list[Any]:
-        return [repr(now), repr(self._window), self.options.max_tracked_messages, budget]
-
-    def _place(self, moment: float) -> list[Any]:
-        period = self._period_of(moment)
-        offset = min(int(moment - period.start), _OFFSET_MAX)
-        return [
-            period.session_id, repr(period.start), repr(period.end),
-            repr(self._complete_at(period)), offset, repr(period.start + offset),
-        ]
-
-    def _receipt_args(self, receipt: Receipt, now: float) -> list[Any]:
-        ts = receipt.timestamp
-        effective = now if ts is None else min(float(ts), now)
-        valid = _valid_id(receipt.message_id)
-        code = receipt.error.code if receipt.error is not None and receipt.error.code else ""
-        return [
-            *self._header(now, self._budget),
-            receipt.message_id if valid else "",
-            int(receipt.status),
-            "" if ts is None else repr(float(ts)),
-            repr(effective),
-            *self._place(effective),
-            self._recipient_field(receipt.recipient),
-            str(code)[:_ERROR_CODE_LENGTH],
-            1 if self.options.track_unknown_receipts else 0,
-            1 if valid else 0,
-        ]
+        return self._args.redact(recipient)
 
     # -- replies --------------------------------------------------------------------------------
 
@@ -345,7 +260,7 @@ class RedisStore:
     ) -> bool:
         """Start tracking a message this replica sent. False if it was already tracked, or its
         session has already completed."""
-        if not _valid_id(message_id):
+        if not valid_id(message_id):
             raise ValueError(
                 f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} ASCII characters: "
                 f"{message_id!r:.80}"
@@ -353,10 +268,7 @@ class RedisStore:
         now = self._clock()
         await self._run_due(now)
         moment = now if sent_at is None else min(float(sent_at), now)
-        args = [
-            *self._header(now, self._budget), message_id, *self._place(moment),
-            self._recipient_field(recipient),
-        ]
+        args = self._args.track(message_id, recipient, moment, now, self._budget)
         with self._unavailable():
             reply = await self._track(keys=[self._base], args=args)
         self._note_due(reply[1])
@@ -368,7 +280,8 @@ class RedisStore:
         now = self._clock()
         await self._run_due(now)
         with self._unavailable():
-            reply = await self._receipt(keys=[self._base], args=self._receipt_args(receipt, now))
+            args = self._args.receipt(receipt, now, self._budget)
+            reply = await self._receipt(keys=[self._base], args=args)
         return self._receipt_done(receipt, reply, now)
 
     async def apply_receipts(self, receipts: Sequence[Receipt]) -> list[Outcome]:
@@ -390,9 +303,8 @@ class RedisStore:
     async def _pipelined(self, receipts: Sequence[Receipt], now: float) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for receipt in receipts:
-                await self._receipt(
-                    keys=[self._base], args=self._receipt_args(receipt, now), client=pipe
-                )
+                args = self._args.receipt(receipt, now, self._budget)
+                await self._receipt(keys=[self._base], args=args, client=pipe)
             return list(await pipe.execute())
 
     async def cleanup(self, now: float | None = None) -> CleanupReport | None:
@@ -430,23 +342,16 @@ class RedisStore:
     # -- lease, completion, expiry --------------------------------------------------------------
 
     async def _acquire_lease(self) -> str | None:
-        token = secrets.token_hex(16)
         with self._unavailable():
-            acquired = await self.redis.set(
-                self._lease_key, token, nx=True, px=max(1, round(self.lease_ttl * 1000))
-            )
-        return token if acquired else None
+            return await self.lease.acquire()
 
     async def _renew_lease(self, token: str) -> bool:
         with self._unavailable():
-            renewed = await self._lease_renew(
-                keys=[self._lease_key], args=[token, max(1, round(self.lease_ttl * 1000))]
-            )
-        return bool(renewed)
+            return await self.lease.renew(token)
 
     async def _release_lease(self, token: str) -> None:
         with contextlib.suppress(StoreUnavailable), self._unavailable():
-            await self._lease_release(keys=[self._lease_key], args=[token])
+            await self.lease.release(token)
 
     async def _run_due(self, now: float) -> None:
         """Complete sessions due by ``now`` before serving (as the manager does), when this
@@ -478,6 +383,7 @@ class RedisStore:
     async def _complete_due(self, now: float, token: str) -> tuple[list[str], int, int]:
         """Complete every session due by ``now``: (their ids, history trimmed, pending records
         that expired with them)."""
+        opts = self.options
         completed: list[str] = []
         trimmed = expired = 0
         with self._unavailable():
@@ -485,7 +391,7 @@ class RedisStore:
         for session_id in due:
             cleared = 0
             while True:
-                args = [*self._header(now, self._batch), session_id, self.options.history_limit]
+                args = [*self._args.header(now, self._batch), session_id, opts.history_limit]
                 with self._unavailable():
                     reply = await self._complete(keys=[self._base], args=args)
                 state, released, trim, summary_json = reply[:4]
@@ -505,7 +411,7 @@ class RedisStore:
         return completed, trimmed, expired
 
     def _completed(self, fields: dict[str, str], cleared: int) -> None:
-        summary = _summary(fields)
+        summary = summary_of(fields)
         log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
         log.info("Session completed and moved to history (date=%s)", summary.session_id)
         if self._events is not None:
@@ -518,7 +424,7 @@ class RedisStore:
         while True:
             with self._unavailable():
                 reply = await self._expire(
-                    keys=[self._base], args=self._header(now, self._batch)
+                    keys=[self._base], args=self._args.header(now, self._batch)
                 )
             expired += (len(reply) - 2) // 6
             dropped += int(reply[1])
@@ -531,131 +437,20 @@ class RedisStore:
     async def _read_views(self) -> dict[str, Any]:
         await self._settle(self._clock())
         with self._unavailable():
-            data: dict[str, Any] = json.loads(await self._views(keys=[self._base], args=[]))
-        data["meta"] = _pairs(_list(data.get("meta")))
-        return data
-
-    def _history(self, data: dict[str, Any]) -> list[SessionSummary]:
-        if self.options.history_limit <= 0:
-            return []
-        return [_summary(json.loads(item)) for item in reversed(_list(data.get("history")))]
+            return parse_views(await self._views(keys=[self._base], args=[]))
 
     async def get_all_stats(self) -> dict[str, Any]:
-        data = await self._read_views()
-        meta = data["meta"]
-        sessions = [_session_stats(_pairs(h), tracked) for h, tracked in _list(data["sessions"])]
-        sessions.sort(key=lambda s: s["started_at"])
-        history = self._history(data)
-        summary: dict[str, Any] = {
-            "active_sessions": len(sessions),
-            "historical_sessions": len(history),
-            "tracked_messages": int(meta.get("tracked", 0)),
-            **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
-            "receipts": {key: int(meta.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
-        }
-        return {
-            "summary": summary,
-            "sessions": sessions,
-            "history": [h.as_dict() for h in history],
-        }
+        return all_stats(await self._read_views(), self.options)
 
     async def get_debug_info(self) -> dict[str, Any]:
-        data = await self._read_views()
-        meta = data["meta"]
-        opts = self.options
-        sessions = sorted(
-            (_pairs(h) for h, _ in _list(data["sessions"])), key=lambda h: float(h["start"])
+        return debug_info(
+            await self._read_views(), self.options, hook_errors=self.hook_errors,
+            max_sessions=self.max_active_sessions(), prefix=self.prefix,
         )
-        history_size = len(self._history(data))
-        last_cleanup = meta.get("last_cleanup")
-        return {
-            "manager_stats": {
-                "active_session_count": len(sessions),
-                "history_size": history_size,
-                "ack_tracking_window": round(opts.ack_tracking_window * 1000),
-                "auto_expire_enabled": True,
-                "max_history_size": opts.history_limit,
-                "keep_history": opts.keep_history,
-                "tracked_messages": int(meta.get("tracked", 0)),
-                "max_tracked_messages": opts.max_tracked_messages,
-                "memory_bound_bytes": PROCESS_BOUND_BYTES,
-                "hook_errors": self.hook_errors,
-                "tombstones": int(data.get("tombstones", 0)),
-                "max_tombstones": opts.max_tracked_messages,
-                "evicted_total": int(meta.get("evicted_total", 0)),
-                "max_active_sessions": self.max_active_sessions(),
-                "profile": opts.profile,
-                "session_period": round(opts.session_period * 1000),
-                "max_session_age": round(opts.max_session_age * 1000),
-                "cleanup_interval": round(opts.cleanup_interval * 1000),
-                "timezone": opts.timezone,
-                "track_unknown_receipts": opts.track_unknown_receipts,
-                "redact_recipients": opts.redact_recipients,
-                "last_cleanup_at": None if last_cleanup is None else float(last_cleanup),
-                "active_sessions": [h["session_id"] for h in sessions],
-                "peaks": {
-                    "active_sessions": int(meta.get("peak_sessions", 0)),
-                    "tracked_messages": int(meta.get("peak_tracked", 0)),
-                    "history_size": history_size,
-                },
-                # Redis-side: where the state lives and its bound.
-                "store": "redis",
-                "redis_prefix": self.prefix,
-                "redis_memory_bound_bytes": redis_memory_bound_bytes(
-                    opts, self.max_active_sessions(), len(self._base)
-                ),
-                "lost_records": int(meta.get("lost", 0)),
-            }
-        }
 
     def max_active_sessions(self) -> int:
         """Most sessions that can be active at once with these options (as the manager)."""
         opts = self.options
         lifetime = min(opts.session_period + opts.ack_tracking_window, opts.max_session_age)
-        return math.ceil(lifetime / opts.session_period) + (0 if self._calendar.fixed_offset else 1)
-
-
-def _summary(fields: Mapping[str, str]) -> SessionSummary:
-    return SessionSummary(
-        session_id=fields["session_id"],
-        started_at=float(fields["start"]),
-        ended_at=float(fields["end"]),
-        completed_at=float(fields["completed_at"]),
-        counters={key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
-        receipts={key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
-        errors={k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
-    )
-
-
-def _session_stats(fields: Mapping[str, str], tracked: int) -> dict[str, Any]:
-    return {
-        "session_id": fields["session_id"],
-        "started_at": float(fields["start"]),
-        "ends_at": float(fields["end"]),
-        "completes_at": float(fields["complete_at"]),
-        "tracked_messages": int(tracked),
-        **{key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
-        "receipts": {key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
-        "errors": {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
-    }
-
-
-# Redis's own overhead per key and per sorted-set member, generously rounded (jemalloc classes,
-# dict entries, the expires table); measured with MEMORY USAGE on Redis 7.
-_KEY_OVERHEAD = 96
-_RECORD_FIELDS = 96  # listpack of s, st, t, r
-_ZSET_MEMBER = 96  # skiplist node + dict entry, besides the member string
-_SESSION_BYTES = 4096 + 32 * (128 + 32)
-_SUMMARY_BYTES = 2048 + 32 * (128 + 32)
-
-
-def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_length: int) -> int:
-    """An estimate of the most memory the store's keys can take in Redis at the caps."""
-    cap = options.max_tracked_messages
-    id_bytes = MAX_MESSAGE_ID_LENGTH + 16
-    record = _KEY_OVERHEAD + base_length + 3 + id_bytes + _RECORD_FIELDS + 32
-    index = _ZSET_MEMBER + id_bytes
-    tombstones = cap * (_ZSET_MEMBER + id_bytes)
-    sessions = (max_sessions + 1) * _SESSION_BYTES
-    history = options.history_limit * _SUMMARY_BYTES
-    return cap * (record + index) + tombstones + sessions + history
+        daylight_saving = 0 if self._args.calendar.fixed_offset else 1
+        return math.ceil(lifetime / opts.session_period) + daylight_saving
