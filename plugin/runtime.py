@@ -54,6 +54,28 @@ class WebhookCounters:
             "unauthorized": self.unauthorized,
         }
 
+    def as_state(self) -> dict[str, Any]:
+        """Everything, outcomes included, for a snapshot."""
+        return {**self.as_dict(), "outcomes": self.outcome_counts()}
+
+    @classmethod
+    def from_state(cls, state: Any) -> WebhookCounters:
+        """Counters carried over a restart; what is missing or malformed starts at 0."""
+        counters = cls()
+        if not isinstance(state, dict):
+            return counters
+        for name in ("requests", "receipts", "inbound", "rejected", "ignored", "unauthorized"):
+            value = state.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                setattr(counters, name, value)
+        outcomes = state.get("outcomes")
+        if isinstance(outcomes, dict):
+            for outcome in Outcome:
+                value = outcomes.get(outcome.value)
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    counters.outcomes[outcome] = value
+        return counters
+
     def outcome_counts(self) -> dict[str, int]:
         return {key: self.outcomes[Outcome(key)] for key in OUTCOME_KEYS}
 

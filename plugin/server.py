@@ -28,6 +28,7 @@ from aiohttp import web
 from plugin.admin import AdminRoutes
 from plugin.client import WhatsAppClient
 from plugin.events import HookEvents
+from plugin.manager import MessageSessionManager
 from plugin.metrics import make_registry
 from plugin.plugins import make_plugin_manager
 from plugin.receive import ReceivePipeline
@@ -39,8 +40,10 @@ from plugin.runtime import (
     RUNTIME_KEY,
     SETTINGS_KEY,
     Runtime,
+    WebhookCounters,
 )
 from plugin.settings import Settings, load_settings
+from plugin.snapshot import load_snapshot, save_snapshot, save_snapshot_async
 from plugin.stores import Store, build_store, cleanup_store
 from plugin.webhooks import WebhookRoutes
 
@@ -91,7 +94,13 @@ def setup(
     if RUNTIME_KEY in app:
         raise RuntimeError("the WhatsApp session plugin is already set up on this application")
     resolved = _settings(settings)
-    if manager is None:
+    restored: dict[str, Any] = {}
+    if manager is None and resolved.store == "memory" and resolved.state_file:
+        # The durable in-memory store: carry on from the last snapshot.
+        manager, restored = load_snapshot(
+            resolved.state_file, options=resolved.manager, clock=clock or time.time
+        )
+    elif manager is None:
         manager = build_store(resolved, clock=clock or time.time)
     if plugins is None:
         plugins = make_plugin_manager(
@@ -101,7 +110,11 @@ def setup(
     events = HookEvents(plugins, manager, max_queue=resolved.event_queue_size)
     if client is None:
         client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=manager)
-    runtime = Runtime(resolved, manager, plugins, events, client, webhooks={})
+    webhooks = restored.get("webhooks")
+    runtime = Runtime(resolved, manager, plugins, events, client, webhooks={
+        str(name): WebhookCounters.from_state(state)
+        for name, state in (webhooks.items() if isinstance(webhooks, dict) else ())
+    })
     app[RUNTIME_KEY] = runtime
     app[SETTINGS_KEY] = resolved
     app[MANAGER_KEY] = manager
@@ -147,22 +160,53 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
         ", ".join(settings.enabled_providers) or "none", settings.server.webhook_path,
         f"{interval:g}", "configured" if runtime.client is not None else "not configured",
     )
+    tasks = [task]
+    # The durable in-memory store; the Redis store is durable by itself.
+    memory = manager if isinstance(manager, MessageSessionManager) else None
+    state_file = settings.state_file if memory is not None else None
+    if memory is not None and state_file:
+        tasks.append(asyncio.get_running_loop().create_task(
+            _periodic_snapshot(runtime, memory, state_file, settings.snapshot_interval),
+            name="whatsapp-snapshot",
+        ))
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in tasks:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         try:
             await cleanup_store(manager)
         except Exception:
             log.exception("final cleanup failed")
+        if memory is not None and state_file:
+            try:
+                save_snapshot(memory, state_file, _snapshot_extra(runtime))
+            except Exception:
+                log.exception("final snapshot to %s failed", state_file)
         await runtime.events.stop()
         if runtime.client is not None:
             await runtime.client.close()
         if isinstance(manager, RedisStore):
             await manager.close()
         log.info("WhatsApp session plugin stopped")
+
+
+def _snapshot_extra(runtime: Runtime) -> dict[str, Any]:
+    return {"webhooks": {name: c.as_state() for name, c in runtime.webhooks.items()}}
+
+
+async def _periodic_snapshot(
+    runtime: Runtime, manager: MessageSessionManager, path: str, interval: float
+) -> None:
+    # A crash loses at most what happened since the last of these.
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await save_snapshot_async(manager, path, _snapshot_extra(runtime))
+        except Exception:
+            log.exception("snapshot to %s failed", path)
 
 
 async def _periodic_cleanup(manager: Store, interval: float) -> None:

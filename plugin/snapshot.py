@@ -9,6 +9,7 @@ crash-looping.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Any
 from plugin.manager import MessageSessionManager
 from plugin.state import StateError, export_state, restore
 
-__all__ = ["load_snapshot", "save_snapshot", "write_atomically"]
+__all__ = ["load_snapshot", "save_snapshot", "save_snapshot_async", "write_atomically"]
 
 log = logging.getLogger("plugin.snapshot")
 
@@ -42,12 +43,30 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(directory)
 
 
-def save_snapshot(manager: MessageSessionManager, path: str | os.PathLike[str]) -> int:
-    """Write the manager's state to ``path``; return the size in bytes."""
-    data = json.dumps(export_state(manager), separators=(",", ":")).encode()
+def _write_state(state: dict[str, Any], path: str | os.PathLike[str]) -> int:
+    data = json.dumps(state, separators=(",", ":")).encode()
     write_atomically(path, data)
-    log.info("state saved to %s (%d bytes, %d messages)", path, len(data), manager.tracked_messages)
+    log.info("state saved to %s (%d bytes)", path, len(data))
     return len(data)
+
+
+def save_snapshot(
+    manager: MessageSessionManager,
+    path: str | os.PathLike[str],
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Write the manager's state (and ``extra``) to ``path``; return the size in bytes."""
+    return _write_state(export_state(manager, extra), path)
+
+
+async def save_snapshot_async(
+    manager: MessageSessionManager,
+    path: str | os.PathLike[str],
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """The same from a running server: the state is taken in the loop (a consistent view), the
+    encoding and the disk writes happen in a thread."""
+    return await asyncio.to_thread(_write_state, export_state(manager, extra), path)
 
 
 def _set_aside(path: Path, why: str) -> Path:
@@ -57,26 +76,30 @@ def _set_aside(path: Path, why: str) -> Path:
     return aside
 
 
-def load_snapshot(path: str | os.PathLike[str], **manager_kwargs: Any) -> MessageSessionManager:
-    """A manager restored from ``path``, or a new empty one when there is no usable file."""
+def load_snapshot(
+    path: str | os.PathLike[str], **manager_kwargs: Any
+) -> tuple[MessageSessionManager, dict[str, Any]]:
+    """A manager restored from ``path`` and the ``extra`` saved with it, or a new empty manager
+    and ``{}`` when there is no usable file."""
     target = Path(path)
     try:
         raw = target.read_bytes()
     except FileNotFoundError:
         log.info("no state file at %s: starting with empty state", target)
-        return MessageSessionManager(**manager_kwargs)
+        return MessageSessionManager(**manager_kwargs), {}
     try:
         state = json.loads(raw)
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         _set_aside(target, f"is not valid JSON ({exc})")
-        return MessageSessionManager(**manager_kwargs)
+        return MessageSessionManager(**manager_kwargs), {}
     try:
         manager = restore(state, **manager_kwargs)
     except StateError as exc:
         _set_aside(target, f"cannot be restored ({exc})")
-        return MessageSessionManager(**manager_kwargs)
+        return MessageSessionManager(**manager_kwargs), {}
     log.info(
         "state restored from %s (%d messages, %d sessions)",
         target, manager.tracked_messages, len(manager.sessions),
     )
-    return manager
+    extra = state.get("extra")
+    return manager, extra if isinstance(extra, dict) else {}

@@ -32,8 +32,11 @@ def _layout(manager: MessageSessionManager) -> str:
     return f"redact={manager.options.redact_recipients};key={key}"
 
 
-def export_state(manager: MessageSessionManager) -> dict[str, Any]:
-    """Everything needed to carry on after a restart, as plain data."""
+def export_state(
+    manager: MessageSessionManager, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything needed to carry on after a restart, as plain data; ``extra`` is kept as
+    given (the server's webhook counters)."""
     m = manager
     sessions = []
     for session in m._sessions:
@@ -72,6 +75,7 @@ def export_state(manager: MessageSessionManager) -> dict[str, Any]:
             for h in m.history
         ],
         "tombstones": m._tombstones.export(),
+        "extra": extra or {},
     }
 
 

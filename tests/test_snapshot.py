@@ -117,13 +117,23 @@ def test_a_snapshot_file_round_trips_and_leaves_no_temporary_file(tmp_path):
     size = save_snapshot(manager, path)
     assert path.stat().st_size == size
     assert [p.name for p in path.parent.iterdir()] == ["wa-sessions.json"]
-    again = load_snapshot(path, clock=clock, redaction_key=KEY)
+    again, extra = load_snapshot(path, clock=clock, redaction_key=KEY)
     assert again.get_all_stats() == manager.get_all_stats()
+    assert extra == {}
+
+
+def test_extra_data_is_saved_beside_the_state(tmp_path):
+    clock = Clock(at("2026-11-29T00:00"))
+    path = tmp_path / "state.json"
+    save_snapshot(busy_manager(clock), path, extra={"webhooks": {"meta": {"requests": 3}}})
+    _, extra = load_snapshot(path, clock=clock)
+    assert extra == {"webhooks": {"meta": {"requests": 3}}}
 
 
 def test_no_file_means_an_empty_manager(tmp_path):
-    manager = load_snapshot(tmp_path / "missing.json", clock=Clock(0))
+    manager, extra = load_snapshot(tmp_path / "missing.json", clock=Clock(0))
     assert manager.tracked_messages == 0
+    assert extra == {}
 
 
 @pytest.mark.parametrize(
@@ -138,8 +148,9 @@ def test_an_unusable_file_is_set_aside_and_the_server_starts_empty(tmp_path, cap
     path = tmp_path / "state.json"
     path.write_bytes(content)
     with caplog.at_level(logging.ERROR, logger="plugin.snapshot"):
-        manager = load_snapshot(path, clock=Clock(0))
+        manager, extra = load_snapshot(path, clock=Clock(0))
     assert manager.tracked_messages == 0
+    assert extra == {}
     assert not path.exists()
     (aside,) = tmp_path.glob("state.json.unusable-*")
     assert aside.read_bytes() == content
