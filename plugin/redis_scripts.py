@@ -174,9 +174,26 @@ local function evict_one()
   return false
 end
 
+-- The record count from the indexes, when the counter disagrees (records Redis dropped by TTL
+-- together with their session's index were never counted down).
+local function recount()
+  local n = 0
+  for _, sid in ipairs(redis.call('ZRANGE', SESSIONS, 0, -1)) do
+    n = n + redis.call('ZCARD', okey(sid))
+  end
+  redis.call('HSET', META, 'tracked', n)
+  return n
+end
+
 local function insert(sk, sid, id, offset, sent_s, r)
   local tracked = tonumber(redis.call('HGET', META, 'tracked') or '0')
-  while tracked >= CAP and evict_one() do tracked = tracked - 1 end
+  while tracked >= CAP do
+    if not evict_one() then
+      tracked = recount()
+      break
+    end
+    tracked = tracked - 1
+  end
   local seq = redis.call('HINCRBY', META, 'seq', 1) % SCALE
   local ok = okey(sid)
   redis.call('ZADD', ok, int(offset * SCALE + seq), id)

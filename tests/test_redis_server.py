@@ -13,11 +13,18 @@ import pytest
 from plugin.errors import StoreUnavailable
 from plugin.hookspecs import hookimpl
 from plugin.model import SessionSummary
-from plugin.runtime import MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
+from plugin.runtime import CLIENT_KEY, MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
 from plugin.server import create_app
 from tests.providers import DEFAULT_TIMESTAMP, meta_status, meta_status_body, sign_meta
 from tests.redis_support import redis_prefix, redis_url
-from tests.serving import META_SECRET, Clock, make_settings
+from tests.serving import (
+    ACCESS_TOKEN,
+    META_SECRET,
+    PHONE_NUMBER_ID,
+    Clock,
+    FakeGraph,
+    make_settings,
+)
 from tests.test_redis_store import RedisProxy
 
 __all__ = ["redis_prefix", "redis_url"]  # fixtures used here
@@ -133,3 +140,29 @@ async def test_unreachable_redis_stops_the_start_up_with_a_clear_error(aiohttp_c
     app, _ = redis_app("redis://:pw@127.0.0.1:1/0", "nowhere", Clock())
     with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:1\b"):
         await aiohttp_client(app)
+
+
+async def test_a_message_sent_through_one_replica_is_delivered_through_the_other(
+    aiohttp_client, aiohttp_server, redis_url, redis_prefix
+):
+    graph = FakeGraph()
+    graph.url = str((await aiohttp_server(graph.app)).make_url("/v21.0"))
+    sending = {"meta": {"access_token": ACCESS_TOKEN, "phone_number_id": PHONE_NUMBER_ID,
+                        "api_base_url": graph.url}}
+    clock = Clock()
+    first_app, _ = redis_app(redis_url, redis_prefix, clock, **sending)
+    second_app, _ = redis_app(redis_url, redis_prefix, clock, **sending)
+    await aiohttp_client(first_app)
+    second = await aiohttp_client(second_app)
+
+    whatsapp = first_app[CLIENT_KEY]
+    assert whatsapp is not None
+    result = await whatsapp.send_text("+16505551234", "Your appointment is tomorrow at 9:00")
+    stamp = str(int(clock.now))
+    for status in ("sent", "delivered", "read"):
+        assert await post_statuses(second, [meta_status(result.message_id, status, stamp)]) == 200
+    summary = (await (await second.get("/sessions/stats")).json())["summary"]
+    assert (summary["sent"], summary["delivered"], summary["read"], summary["pending"]) == (
+        1, 1, 1, 0,
+    )
+    assert summary["receipts"]["adopted"] == 0  # found, not adopted: the first replica tracked it
