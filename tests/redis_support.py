@@ -6,14 +6,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
-__all__ = ["delete_prefix", "redis_prefix", "redis_url", "require_redis"]
+__all__ = ["RedisProxy", "delete_prefix", "redis_prefix", "redis_url", "require_redis"]
 
 _checked: dict[str, str | None] = {}
 
@@ -63,3 +66,39 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"wa-test-{uuid.uuid4().hex[:12]}"
     yield prefix
     delete_prefix(redis_url, prefix)
+
+
+class RedisProxy:
+    """A TCP relay to the real Redis that the test can cut and restore: Redis "goes away"."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self.host, self.target_port = parts.hostname or "127.0.0.1", parts.port or 6379
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

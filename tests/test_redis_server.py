@@ -16,7 +16,7 @@ from plugin.model import SessionSummary
 from plugin.runtime import CLIENT_KEY, MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
 from plugin.server import create_app
 from tests.providers import DEFAULT_TIMESTAMP, meta_status, meta_status_body, sign_meta
-from tests.redis_support import redis_prefix, redis_url
+from tests.redis_support import RedisProxy, redis_prefix, redis_url
 from tests.serving import (
     ACCESS_TOKEN,
     META_SECRET,
@@ -25,7 +25,6 @@ from tests.serving import (
     FakeGraph,
     make_settings,
 )
-from tests.test_redis_store import RedisProxy
 
 __all__ = ["redis_prefix", "redis_url"]  # fixtures used here
 

@@ -13,7 +13,6 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,7 +22,7 @@ from plugin.model import Outcome, Receipt, Status
 from plugin.redis_scripts import RECEIPT
 from plugin.redis_store import RedisStore
 from tests.clock import Clock, at
-from tests.redis_support import redis_prefix, redis_url
+from tests.redis_support import RedisProxy, redis_prefix, redis_url
 from tests.test_manager import Events
 
 __all__ = ["redis_prefix", "redis_url"]  # fixtures used here
@@ -198,42 +197,6 @@ async def test_unreachable_redis_at_start_is_a_clear_error_without_the_password(
         await store.connect()
     assert "127.0.0.1:1" in str(caught.value)
     assert "s3cret" not in str(caught.value)
-
-
-class RedisProxy:
-    """A TCP relay to the real Redis that the test can cut and restore: Redis "goes away"."""
-
-    def __init__(self, target: str) -> None:
-        parts = urlsplit(target)
-        self.host, self.target_port = parts.hostname or "127.0.0.1", parts.port or 6379
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-        await self._server.wait_closed()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
-        self._writers += [writer, up_writer]
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 async def test_redis_lost_while_serving_raises_then_recovers(redis_url, redis_prefix, clock):
