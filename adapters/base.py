@@ -24,6 +24,7 @@ __all__ = [
     "header",
     "is_message_id",
     "load_json",
+    "verify_hex_hmac",
 ]
 
 #: At most this many problem descriptions are kept per request (for logs), however many items
@@ -104,6 +105,24 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == lowered:
             return candidate
     return None
+
+
+def verify_hex_hmac(
+    body: bytes,
+    signature: str | None,
+    secret: str,
+    *,
+    digestmod: str,
+    header_name: str,
+    prefix: str = "",
+) -> None:
+    """Check a signature that is ``prefix`` + the hex HMAC of the raw body, in constant time;
+    raise SignatureMissing when it is absent, SignatureInvalid when it does not match."""
+    if not signature:
+        raise SignatureMissing(f"{header_name} header is missing")
+    expected = prefix + hmac.new(secret.encode(), body, digestmod).hexdigest()
+    if not constant_time_equal(expected, signature.strip().lower()):
+        raise SignatureInvalid(f"{header_name} does not match the body")
 
 
 def constant_time_equal(expected: str, given: str) -> bool:

@@ -32,12 +32,10 @@ from typing import Any
 from adapters.base import (
     MalformedBody,
     ParseResult,
-    SignatureInvalid,
-    SignatureMissing,
     WebhookRequest,
-    constant_time_equal,
     header,
     load_json,
+    verify_hex_hmac,
 )
 from adapters.waha import ACK_STATUSES, ack_receipt
 from plugin.model import Status
@@ -69,10 +67,9 @@ def sign(body: bytes, secret: str) -> str:
 
 def verify_signature(body: bytes, signature: str | None, secret: str) -> None:
     """Check ``X-Bridge-Signature`` against the raw body; raise if it is absent or wrong."""
-    if not signature:
-        raise SignatureMissing(f"{SIGNATURE_HEADER} header is missing")
-    if not constant_time_equal(sign(body, secret), signature.strip().lower()):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    verify_hex_hmac(
+        body, signature, secret, digestmod="sha256", header_name=SIGNATURE_HEADER, prefix="sha256="
+    )
 
 
 def handle(request: WebhookRequest, secret: str | None) -> ParseResult:

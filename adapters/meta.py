@@ -9,8 +9,6 @@ sha256=<hex HMAC-SHA256(app_secret, raw body)>``; 360dialog uses a shared-secret
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +24,7 @@ from adapters.base import (
     header,
     is_message_id,
     load_json,
+    verify_hex_hmac,
 )
 from plugin.model import InboundMessage, Receipt, ReceiptError, Status
 
@@ -56,11 +55,10 @@ STATUSES: Mapping[str, Status] = {
 
 def verify_signature(body: bytes, signature: str | None, app_secret: str) -> None:
     """Check ``X-Hub-Signature-256`` against the raw body; raise if it is absent or wrong."""
-    if not signature:
-        raise SignatureMissing(f"{SIGNATURE_HEADER} header is missing")
-    digest = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    if not constant_time_equal("sha256=" + digest, signature.strip().lower()):
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match the body")
+    verify_hex_hmac(
+        body, signature, app_secret,
+        digestmod="sha256", header_name=SIGNATURE_HEADER, prefix="sha256=",
+    )
 
 
 def verify_handshake(query: Mapping[str, str], verify_token: str | None) -> str:
