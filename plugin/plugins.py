@@ -16,8 +16,8 @@ import pluggy
 
 from plugin import hookspecs
 from plugin.errors import SettingProblem, SettingsError
-from plugin.manager import MessageSessionManager
 from plugin.pipeline import MiddlewareRegistry
+from plugin.stores import Store
 from plugin.tracking import SessionTrackingPlugin
 
 __all__ = [
@@ -56,7 +56,7 @@ def load_plugins(pm: pluggy.PluginManager, module_paths: Iterable[str]) -> None:
 
 
 def make_plugin_manager(
-    manager: MessageSessionManager | None = None,
+    manager: Store | None = None,
     plugins: Iterable[str] = (),
     *,
     entry_points: bool = True,

@@ -103,10 +103,7 @@ def setup(
     elif manager is None:
         manager = build_store(resolved, clock=clock or time.time)
     if plugins is None:
-        plugins = make_plugin_manager(
-            manager,  # type: ignore[arg-type]  # plugins.py: widen to plugin.stores.Store
-            resolved.plugins, entry_points=entry_points,
-        )
+        plugins = make_plugin_manager(manager, resolved.plugins, entry_points=entry_points)
     events = HookEvents(plugins, manager, max_queue=resolved.event_queue_size)
     if client is None:
         client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=manager)
