@@ -41,6 +41,7 @@ from plugin.options import ManagerOptions, resolve_options
 from plugin.periods import PeriodCalendar
 from plugin.session import MessageSession
 from plugin.tombstones import Tombstones
+from plugin.views import manager_stats
 
 __all__ = ["MAX_MESSAGE_ID_LENGTH", "EventSink", "MessageSession", "MessageSessionManager"]
 
@@ -671,32 +672,18 @@ class MessageSessionManager:
 
     def get_debug_info(self) -> dict[str, Any]:
         self.settle()
-        opts = self.options
         return {
-            "manager_stats": {
-                "active_session_count": len(self._sessions),
-                "history_size": self.history_size,
-                "ack_tracking_window": round(opts.ack_tracking_window * 1000),
-                "auto_expire_enabled": True,
-                "max_history_size": opts.history_limit,
-                "keep_history": opts.keep_history,
-                "tracked_messages": self._tracked,
-                "max_tracked_messages": opts.max_tracked_messages,
-                "memory_bound_bytes": self.memory_bound_bytes(),
-                "hook_errors": self.hook_errors,
-                "tombstones": len(self._tombstones),
-                "max_tombstones": opts.max_tracked_messages,
-                "evicted_total": self._evicted_total,
-                "max_active_sessions": self.max_active_sessions(),
-                "profile": opts.profile,
-                "session_period": round(opts.session_period * 1000),
-                "max_session_age": round(opts.max_session_age * 1000),
-                "cleanup_interval": round(opts.cleanup_interval * 1000),
-                "timezone": opts.timezone,
-                "track_unknown_receipts": opts.track_unknown_receipts,
-                "redact_recipients": opts.redact_recipients,
-                "last_cleanup_at": self._last_cleanup,
-                "active_sessions": [s.session_id for s in self._sessions],
-                "peaks": self.peaks(),
-            }
+            "manager_stats": manager_stats(
+                self.options,
+                active_sessions=[s.session_id for s in self._sessions],
+                history_size=self.history_size,
+                tracked_messages=self._tracked,
+                memory_bound_bytes=self.memory_bound_bytes(),
+                hook_errors=self.hook_errors,
+                tombstones=len(self._tombstones),
+                evicted_total=self._evicted_total,
+                max_active_sessions=self.max_active_sessions(),
+                last_cleanup_at=self._last_cleanup,
+                peaks=self.peaks(),
+            )
         }

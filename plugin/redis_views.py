@@ -11,6 +11,7 @@ from typing import Any
 from plugin.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.options import ManagerOptions
+from plugin.views import manager_stats
 
 __all__ = [
     "PROCESS_BOUND_BYTES",
@@ -102,36 +103,26 @@ def debug_info(
     opts = options
     history_size = len(_history(data, options))
     last_cleanup = meta.get("last_cleanup")
+    stats = manager_stats(
+        opts,
+        active_sessions=[fields["session_id"] for fields, _ in data["sessions"]],
+        history_size=history_size,
+        tracked_messages=int(meta.get("tracked", 0)),
+        memory_bound_bytes=PROCESS_BOUND_BYTES,
+        hook_errors=hook_errors,
+        tombstones=data["tombstones"],
+        evicted_total=int(meta.get("evicted_total", 0)),
+        max_active_sessions=max_sessions,
+        last_cleanup_at=None if last_cleanup is None else float(last_cleanup),
+        peaks={
+            "active_sessions": int(meta.get("peak_sessions", 0)),
+            "tracked_messages": int(meta.get("peak_tracked", 0)),
+            "history_size": history_size,
+        },
+    )
     return {
         "manager_stats": {
-            "active_session_count": len(data["sessions"]),
-            "history_size": history_size,
-            "ack_tracking_window": round(opts.ack_tracking_window * 1000),
-            "auto_expire_enabled": True,
-            "max_history_size": opts.history_limit,
-            "keep_history": opts.keep_history,
-            "tracked_messages": int(meta.get("tracked", 0)),
-            "max_tracked_messages": opts.max_tracked_messages,
-            "memory_bound_bytes": PROCESS_BOUND_BYTES,
-            "hook_errors": hook_errors,
-            "tombstones": data["tombstones"],
-            "max_tombstones": opts.max_tracked_messages,
-            "evicted_total": int(meta.get("evicted_total", 0)),
-            "max_active_sessions": max_sessions,
-            "profile": opts.profile,
-            "session_period": round(opts.session_period * 1000),
-            "max_session_age": round(opts.max_session_age * 1000),
-            "cleanup_interval": round(opts.cleanup_interval * 1000),
-            "timezone": opts.timezone,
-            "track_unknown_receipts": opts.track_unknown_receipts,
-            "redact_recipients": opts.redact_recipients,
-            "last_cleanup_at": None if last_cleanup is None else float(last_cleanup),
-            "active_sessions": [fields["session_id"] for fields, _ in data["sessions"]],
-            "peaks": {
-                "active_sessions": int(meta.get("peak_sessions", 0)),
-                "tracked_messages": int(meta.get("peak_tracked", 0)),
-                "history_size": history_size,
-            },
+            **stats,
             # Redis-side: where the state lives and its bound.
             "store": "redis",
             "redis_prefix": prefix,
