@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -132,6 +133,8 @@ def main() -> int:
         f"({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))}); "
         f"median of {args.repeats} interleaved repetitions"
     )
+    print(f"machine: {os.cpu_count()} CPUs, load average at the end "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     header = (
         f"{'tracker':<16} | {'subscriber':<10} | {'receipts/s':>11} | {'min':>11} | {'max':>11} | "
         "outcomes (applied/duplicate/stale/late/unknown/adopted)"

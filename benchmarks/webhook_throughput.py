@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -159,6 +160,8 @@ def main() -> int:
         f"{args.bodies:,} (1 status) / {max(1, args.bodies // 5):,} (50 statuses) distinct "
         f"signed bodies; Python {sys.version.split()[0]}"
     )
+    print(f"machine: {os.cpu_count()} CPUs, load average at the end "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     header = (f"{'server':<12} | {'statuses/POST':>13} | {'requests/s':>10} | "
               f"{'receipts/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6}")
     print(header)
