@@ -8,6 +8,7 @@ An :class:`~adapters.base.AdapterError` becomes its ``http_status`` here and now
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,6 +23,15 @@ __all__ = ["BodyTooLarge", "WebhookRoutes", "read_body"]
 log = logging.getLogger("plugin.webhooks")
 
 _Parse = Callable[[web.Request, bytes], ParseResult]
+
+
+# whatsapp-web.js and WAHA ids embed the chat's phone number ("true_16505551234@c.us_3EB0…"):
+# the problems logged for malformed items show no run of digits long enough to be one.
+_PHONE_LIKE = re.compile(r"\d{7,}")
+
+
+def _redact_numbers(problems: list[str]) -> str:
+    return _PHONE_LIKE.sub("<number>", "; ".join(problems))
 
 
 class BodyTooLarge(AdapterError):
@@ -103,7 +113,7 @@ class WebhookRoutes:
             if result.rejected:
                 counters.rejected += result.rejected
                 log.warning("%s webhook: %d malformed item(s) skipped, e.g. %s",
-                            provider, result.rejected, "; ".join(result.problems[:3]))
+                            provider, result.rejected, _redact_numbers(result.problems[:3]))
             pipeline = runtime.pipeline
             if pipeline is None:  # not started: an app used without its start-up signals
                 raise web.HTTPServiceUnavailable(text="the WhatsApp plugin is not started")

@@ -179,6 +179,18 @@ async def test_a_malformed_status_among_good_ones_is_rejected_the_rest_applied(a
     assert document["webhooks"]["meta"] == webhooks(requests=1, receipts=5, rejected=2)
 
 
+async def test_malformed_items_are_logged_without_phone_numbers(aiohttp_client, caplog):
+    app, _ = make_app()
+    client = await aiohttp_client(app)
+    # A whatsapp-web.js style id carries the chat's number; this one is unusable (too long).
+    bad = meta_status("true_16505551234@c.us_" + "A" * 120, "sent")
+    with caplog.at_level("WARNING", logger="plugin.webhooks"):
+        assert (await post_meta(client, meta_status_body([bad]))).status == 200
+    assert "malformed item(s) skipped" in caplog.text
+    assert "16505551234" not in caplog.text
+    assert "<number>" in caplog.text
+
+
 async def test_duplicates_and_out_of_order_receipts(aiohttp_client):
     app, _ = make_app()
     client = await aiohttp_client(app)
