@@ -281,8 +281,7 @@ def plot(results: list[dict[str, Any]], days: int, per_day: int, path: Path) -> 
     ax_tracked.legend(fontsize=7, loc="center right")
     ax_heap.grid(alpha=0.3)
     ax_tracked.grid(alpha=0.3)
-    if days > 50:
-        ax_tracked.set_xscale("symlog", linthresh=10)
+    ax_tracked.set_xlim(0, days + 1)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -322,10 +321,12 @@ def main() -> int:
             pairs = [f"day {r['day']}: {r['heap'] / 1e6:.2f} vs {r['traced'] / 1e6:.2f}"
                      for r in result["rows"][:trace_days]]
             print(f"  {result['profile']:<13} " + "; ".join(pairs))
+    # RSS from the first day after tracing (tracemalloc's own tables inflate it before).
+    rss_day = min(args.days, trace_days + 2)
     header = (
         f"{'profile':<13} | {'max tracked':>16} | {'max tombstones':>16} | {'max sessions':>12} | "
         f"{'max history':>11} | {'max heap MB':>11} | {'bound MB':>8} | {'heap day 3':>10} | "
-        f"{'heap last':>9} | {'growth':>7} | {'rss day 3':>9} | {'rss last':>8}"
+        f"{'heap last':>9} | {'growth':>7} | {f'rss day {rss_day}':>10} | {'rss last':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -335,7 +336,7 @@ def main() -> int:
         heaps = {r["day"]: r["heap"] for r in rows if r["heap"] is not None}
         ref_day = min(3, args.days)
         growth = 100.0 * (heaps[args.days] - heaps[ref_day]) / heaps[ref_day]
-        rss_ref, rss_last = rows[ref_day - 1]["rss"], rows[-1]["rss"]
+        rss_ref, rss_last = rows[rss_day - 1]["rss"], rows[-1]["rss"]
         bounded = (
             top["tracked"] <= lim["tracked"]
             and top["tombstones"] <= lim["tombstones"]
@@ -351,7 +352,7 @@ def main() -> int:
             f"{top['history']:>4} / {lim['history']:>4} | "
             f"{top['heap'] / 1e6:>11.2f} | {result['bound'] / 1e6:>8.2f} | "
             f"{heaps[ref_day] / 1e6:>10.2f} | {heaps[args.days] / 1e6:>9.2f} | {growth:>+6.2f}% | "
-            f"{rss_ref / 1e6:>9.1f} | {rss_last / 1e6:>8.1f}"
+            f"{rss_ref / 1e6:>10.1f} | {rss_last / 1e6:>8.1f}"
         )
     for result in results:
         print(f"  {result['profile']}: receipts {json.dumps(result['receipts'])}, "
