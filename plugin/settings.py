@@ -365,6 +365,10 @@ def check_config_command(args: argparse.Namespace) -> int:
                   f"every {format_duration(settings.snapshot_interval)}")
     lines.append(store)
     lines.append(f"event queue: {settings.event_queue_size} events")
+    from plugin.manager import MessageSessionManager  # the CLI only: settings stay light
+
+    bound = MessageSessionManager(options=settings.manager).memory_bound_bytes()
+    lines.append(f"memory bound (in-process manager, from these options): {bound / 1e6:.1f} MB")
     print("\n".join(lines))
     return 0
 

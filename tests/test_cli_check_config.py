@@ -36,6 +36,7 @@ def test_valid_override_exits_0_with_a_summary() -> None:
     assert "max_history_size = 3" in result.stdout
     assert "providers: meta" in result.stdout
     assert "UNSIGNED WEBHOOKS ACCEPTED for provider meta" in result.stderr
+    assert "memory bound (in-process manager, from these options): 59.1 MB" in result.stdout
 
 
 def test_invalid_value_exits_2_naming_key_and_value() -> None:
