@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from plugin.manager import MessageSessionManager
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,7 +38,10 @@ def test_valid_override_exits_0_with_a_summary() -> None:
     assert "max_history_size = 3" in result.stdout
     assert "providers: meta" in result.stdout
     assert "UNSIGNED WEBHOOKS ACCEPTED for provider meta" in result.stderr
-    assert "memory bound (in-process manager, from these options): 59.1 MB" in result.stdout
+    bound = MessageSessionManager(max_history_size=3).memory_bound_bytes()
+    assert f"memory bound (in-process manager, from these options): {bound / 1e6:.1f} MB" in (
+        result.stdout
+    )
 
 
 def test_invalid_value_exits_2_naming_key_and_value() -> None:
