@@ -45,6 +45,11 @@ def main() -> int:
     parser.add_argument("--per-post", type=int, default=90, help="statuses per request")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--log", type=Path, default=Path("/tmp/wa-sessions-soak-server.log"))
+    parser.add_argument(
+        "--mmap-threshold", type=int, metavar="BYTES",
+        help="run the server with MALLOC_MMAP_THRESHOLD_=BYTES (glibc: allocations from this "
+             "size are mmapped and returned to the system when freed)",
+    )
     args = parser.parse_args()
 
     port = free_port()
@@ -52,7 +57,9 @@ def main() -> int:
     server = start_server(
         [str(Path(sys.executable).parent / "wa-sessions"), "--log-level", "WARNING", "serve",
          "--host", HOST, "--port", str(port)],
-        env={"WHATSAPP_ENV": "development", "WHATSAPP_META__APP_SECRET": SECRET},
+        env={"WHATSAPP_ENV": "development", "WHATSAPP_META__APP_SECRET": SECRET,
+             **({"MALLOC_MMAP_THRESHOLD_": str(args.mmap_threshold)}
+                if args.mmap_threshold else {})},
         log=args.log,
     )
     samples: list[tuple[float, int, int]] = []  # (seconds, rss, requests so far)
@@ -85,6 +92,8 @@ def main() -> int:
         f"server soak: {args.minutes:g} min of wa-sessions serve (default profile), "
         f"{args.rate:g} requests/s x {args.per_post} statuses, {args.connections} connections, "
         f"loopback; RSS from /proc/PID/status every second; Python {sys.version.split()[0]}"
+        + (f"; server with MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}"
+           if args.mmap_threshold else "; glibc malloc defaults")
     )
     print(f"requests {result.requests:,} ({result.requests / result.seconds:,.0f}/s), "
           f"answers {result.statuses}, client errors {result.errors}, "
