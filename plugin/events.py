@@ -29,6 +29,9 @@ log = logging.getLogger("plugin.events")
 
 
 def _arguments(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What ``impl`` accepts of ``kwargs`` (pluggy lets an implementation take a subset)."""
+    if len(impl.argnames) == len(kwargs):  # the usual case: it takes them all
+        return kwargs
     return {name: kwargs[name] for name in impl.argnames if name in kwargs}
 
 
@@ -46,7 +49,7 @@ async def call_hook(
     for impl in reversed(getattr(pm.hook, name).get_hookimpls()):
         try:
             result = impl.function(**_arguments(impl, kwargs))
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         except Exception:
             _report(name, impl, errors)
@@ -125,7 +128,7 @@ class HookEvents:
         for impl in reversed(getattr(self.pm.hook, name).get_hookimpls()):
             try:
                 result = impl.function(**_arguments(impl, kwargs))
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     self._run_coroutine(name, impl, result)
             except Exception:
                 _report(name, impl, errors)

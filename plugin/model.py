@@ -95,7 +95,8 @@ class InboundMessage:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen, like Receipt: one is built per applied receipt when anyone listens.
+@dataclass(slots=True)
 class StatusChange:
     """Payload of the ``status changed`` event: a receipt moved a message up the ladder."""
 

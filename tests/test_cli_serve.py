@@ -113,3 +113,15 @@ def test_stats_defaults_come_from_the_settings(tmp_path, capsys):
     settings.write_text(f"[default.server]\nport = {port}\nadmin_token = \"x\"\n")
     assert main(["debug-info", "--settings", str(settings)]) == 1
     assert f"http://127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_serve_fixes_glibc_mmap_threshold_unless_the_environment_does(monkeypatch):
+    from plugin.server import _pin_mmap_threshold
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert _pin_mmap_threshold() is False  # the operator's own setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    glibc = Path("/lib/x86_64-linux-gnu/libc.so.6").exists() or Path(
+        "/lib/aarch64-linux-gnu/libc.so.6"
+    ).exists()
+    assert _pin_mmap_threshold() is glibc
