@@ -75,20 +75,22 @@ class HookEvents:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Event | None = None
+        # hook name -> (plugin-manager generation, [(implementation, takes the payload)])
+        self._listeners: dict[str, tuple[int, list[tuple[pluggy.HookImpl, bool]]]] = {}
 
     # -- what the manager calls -----------------------------------------------------------------
 
     def status_changed(self, change: StatusChange) -> None:
-        self._emit("whatsapp_status_changed", {"change": change})
+        self._emit("whatsapp_status_changed", "change", change)
 
     def message_expired(self, expired: MessageExpired) -> None:
-        self._emit("whatsapp_message_expired", {"expired": expired})
+        self._emit("whatsapp_message_expired", "expired", expired)
 
     def session_completed(self, summary: SessionSummary) -> None:
-        self._emit("whatsapp_session_completed", {"summary": summary})
+        self._emit("whatsapp_session_completed", "summary", summary)
 
     def cleanup_completed(self, report: CleanupReport) -> None:
-        self._emit("whatsapp_cleanup_completed", {"report": report})
+        self._emit("whatsapp_cleanup_completed", "report", report)
 
     def listens(self, name: str) -> bool:
         return bool(getattr(self.pm.hook, name).get_hookimpls())
@@ -108,9 +110,9 @@ class HookEvents:
         if self.manager is not None:
             self.manager.record_hook_error()
 
-    def _emit(self, name: str, kwargs: dict[str, Any]) -> None:
+    def _emit(self, name: str, argument: str, payload: Any) -> None:
         if self._task is None:
-            self._dispatch_now(name, kwargs)
+            self._dispatch_now(name, payload)
             return
         if len(self._queue) >= self.max_queue:
             self.dropped += 1
@@ -119,15 +121,31 @@ class HookEvents:
                     "event queue full (%d): %d events dropped", self.max_queue, self.dropped
                 )
             return
-        self._queue.append((name, kwargs))
+        self._queue.append((name, {argument: payload}))
         assert self._wakeup is not None
         self._wakeup.set()
 
-    def _dispatch_now(self, name: str, kwargs: dict[str, Any]) -> None:
+    def _implementations(self, name: str) -> list[tuple[pluggy.HookImpl, bool]]:
+        """The implementations of an event hook (last registered first), and whether each
+        takes the event's one argument; cached while no plugin is (un)registered, when the
+        plugin manager counts that (``make_plugin_manager``'s does)."""
+        generation = getattr(self.pm, "generation", None)
+        cached = self._listeners.get(name)
+        if cached is not None and generation is not None and cached[0] == generation:
+            return cached[1]
+        listeners = [
+            (impl, bool(impl.argnames))
+            for impl in reversed(getattr(self.pm.hook, name).get_hookimpls())
+        ]
+        if generation is not None:
+            self._listeners[name] = (generation, listeners)
+        return listeners
+
+    def _dispatch_now(self, name: str, payload: Any) -> None:
         errors = [0]
-        for impl in reversed(getattr(self.pm.hook, name).get_hookimpls()):
+        for impl, takes_payload in self._implementations(name):
             try:
-                result = impl.function(**_arguments(impl, kwargs))
+                result = impl.function(payload) if takes_payload else impl.function()
                 if result is not None and inspect.isawaitable(result):
                     self._run_coroutine(name, impl, result)
             except Exception:

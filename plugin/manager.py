@@ -550,16 +550,16 @@ class MessageSessionManager:
         now: float,
     ) -> None:
         assert self._on_status is not None
-        self._on_status(StatusChange(
-            message_id=receipt.message_id,
-            session_id=session.session_id,
-            old_status=None if old is None else _STATUSES[old],
-            new_status=_STATUSES[new],
-            outcome=outcome,
-            recipient=self._decode_recipient(packed),
-            provider=receipt.provider,
-            timestamp=now if receipt.timestamp is None else receipt.timestamp,
-            error=receipt.error,
+        self._on_status(StatusChange(  # positional: this runs once per applied receipt
+            receipt.message_id,
+            session.session_id,
+            None if old is None else _STATUSES[old],
+            _STATUSES[new],
+            outcome,
+            self._decode_recipient(packed),
+            receipt.provider,
+            now if receipt.timestamp is None else receipt.timestamp,
+            receipt.error,
         ))
 
     def cleanup(self, now: float | None = None) -> CleanupReport:

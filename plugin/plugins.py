@@ -11,6 +11,7 @@ import importlib
 import importlib.metadata
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
@@ -22,6 +23,7 @@ from plugin.tracking import SessionTrackingPlugin
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "WhatsAppPluginManager",
     "collect_middlewares",
     "load_entry_points",
     "load_plugins",
@@ -55,6 +57,26 @@ def load_plugins(pm: pluggy.PluginManager, module_paths: Iterable[str]) -> None:
         raise SettingsError(problems)
 
 
+class WhatsAppPluginManager(pluggy.PluginManager):
+    """pluggy's plugin manager for the ``whatsapp`` project, with its hookspecs, counting
+    (un)registrations in ``generation`` so that event dispatch can cache who listens."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.generation = 0
+        self.add_hookspecs(hookspecs)
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        self.generation += 1
+        return registered
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        removed = super().unregister(plugin, name)
+        self.generation += 1
+        return removed
+
+
 def make_plugin_manager(
     manager: Store | None = None,
     plugins: Iterable[str] = (),
@@ -63,8 +85,7 @@ def make_plugin_manager(
 ) -> pluggy.PluginManager:
     """A plugin manager with the hookspecs, the tracking plugin for ``manager`` (if given), the
     modules in ``plugins`` and the ``wa_sessions`` entry points."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    pm = WhatsAppPluginManager()
     if manager is not None:
         pm.register(SessionTrackingPlugin(manager), name=SessionTrackingPlugin.name)
     load_plugins(pm, plugins)

@@ -467,3 +467,32 @@ async def test_inside_a_loop_without_the_dispatcher_coroutines_run_in_the_backgr
         await asyncio.sleep(0)
     assert [kind for kind, _ in asynchronous.seen] == ["status"]
     assert manager.hook_errors == 1
+
+
+def test_plugins_registered_or_removed_after_dispatch_started_are_seen_at_once():
+    clock = Clock(at("2026-11-30T09:00"))
+    manager = MessageSessionManager(clock=clock)
+    pm = make_plugin_manager(manager, entry_points=False)
+    first: list[str] = []
+    second: list[str] = []
+
+    class First:
+        @hookimpl
+        def whatsapp_status_changed(self, change):
+            first.append(change.message_id)
+
+    class Second:
+        @hookimpl
+        def whatsapp_status_changed(self):  # takes none of the arguments
+            second.append("called")
+
+    pm.register(First(), name="first")
+    HookEvents(pm, manager).attach(manager)
+    manager.apply_receipt(Receipt("wamid.A", Status.SENT, clock()))
+    later = Second()
+    pm.register(later, name="second")
+    manager.apply_receipt(Receipt("wamid.B", Status.SENT, clock()))
+    pm.unregister(name="first")
+    manager.apply_receipt(Receipt("wamid.C", Status.SENT, clock()))
+    assert first == ["wamid.A", "wamid.B"]
+    assert second == ["called", "called"]
