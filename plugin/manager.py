@@ -357,6 +357,12 @@ class MessageSessionManager:
                     continue
                 self._tracked -= 1
                 self._evicted_total += 1
+                if self._evicted_total == 1 or self._evicted_total % 10_000 == 0:
+                    log.warning(
+                        "max_tracked_messages (%d) reached: evicting the oldest records "
+                        "(%d so far; pending ones count as evicted)",
+                        self._cap, self._evicted_total,
+                    )
                 if packed & 7 in _OPEN:
                     session.counters[PENDING] -= 1
                     session.counters[EVICTED] += 1

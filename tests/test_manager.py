@@ -912,3 +912,14 @@ def test_a_sent_at_in_the_future_is_taken_as_now(clock):
     assert [(s, sent_at) for _, s, _, sent_at, _ in manager.records()] == [
         ("2026-11-30", clock.now),
     ]
+
+
+def test_reaching_the_cap_is_logged_once_not_per_eviction(caplog):
+    clock = Clock(at("2026-11-30T09:00"))
+    manager = MessageSessionManager(clock=clock, max_tracked_messages=3)
+    with caplog.at_level("WARNING", logger="plugin.manager"):
+        for i in range(10):
+            manager.track_sent(f"wamid.CAP{i}")
+    warnings = [r for r in caplog.records if "max_tracked_messages (3) reached" in r.message]
+    assert len(warnings) == 1
+    assert manager.get_all_stats()["summary"]["evicted"] == 7
