@@ -43,7 +43,13 @@ from plugin.session import MessageSession
 from plugin.tombstones import Tombstones
 from plugin.views import manager_stats
 
-__all__ = ["MAX_MESSAGE_ID_LENGTH", "EventSink", "MessageSession", "MessageSessionManager"]
+__all__ = [
+    "MAX_MESSAGE_ID_LENGTH",
+    "EventEmitter",
+    "EventSink",
+    "MessageSession",
+    "MessageSessionManager",
+]
 
 log = logging.getLogger("plugin.manager")
 
@@ -123,7 +129,30 @@ class EventSink(Protocol):
     def cleanup_completed(self, report: CleanupReport) -> None: ...
 
 
-class MessageSessionManager:
+class EventEmitter:
+    """What the stores share about events: the sink, the per-message callbacks (None when
+    nobody listens, so the receipt path skips building them) and the hook-error count."""
+
+    def __init__(self) -> None:
+        self.hook_errors = 0
+        self._events: EventSink | None = None
+        self._on_status: Callable[[StatusChange], None] | None = None
+        self._on_expired: Callable[[MessageExpired], None] | None = None
+
+    def attach_events(
+        self, sink: EventSink | None, *, status_changed: bool = True, message_expired: bool = True
+    ) -> None:
+        """Send events to ``sink``. Per-message events cost time on the receipt path, so the
+        caller says whether anyone listens to them."""
+        self._events = sink
+        self._on_status = sink.status_changed if sink is not None and status_changed else None
+        self._on_expired = sink.message_expired if sink is not None and message_expired else None
+
+    def record_hook_error(self) -> None:
+        self.hook_errors += 1
+
+
+class MessageSessionManager(EventEmitter):
     """Tracks sent messages and their receipts in bounded memory.
 
     ``MessageSessionManager(**options, clock=time.time)``: the options are the settings keys
@@ -163,10 +192,7 @@ class MessageSessionManager:
         self._next_expiry = math.inf  # when the earliest front record's window ends
         self._slack = min(60.0, max(1.0, self._window / 1440))
         self._last_cleanup: float | None = None
-        self.hook_errors = 0
-        self._events: EventSink | None = None
-        self._on_status: Callable[[StatusChange], None] | None = None
-        self._on_expired: Callable[[MessageExpired], None] | None = None
+        EventEmitter.__init__(self)
         if events is not None:
             self.attach_events(events)
 
@@ -183,18 +209,6 @@ class MessageSessionManager:
         raise TypeError(f"cannot build a manager from {type(settings).__name__}")
 
     # -- events ---------------------------------------------------------------------------------
-
-    def attach_events(
-        self, sink: EventSink | None, *, status_changed: bool = True, message_expired: bool = True
-    ) -> None:
-        """Send events to ``sink``. Per-message events cost time on the receipt path, so the
-        caller says whether anyone listens to them."""
-        self._events = sink
-        self._on_status = sink.status_changed if sink is not None and status_changed else None
-        self._on_expired = sink.message_expired if sink is not None and message_expired else None
-
-    def record_hook_error(self) -> None:
-        self.hook_errors += 1
 
     # -- recipients -----------------------------------------------------------------------------
 

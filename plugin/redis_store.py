@@ -58,7 +58,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from plugin import redis_scripts
 from plugin.errors import StoreUnavailable
-from plugin.manager import EventSink
+from plugin.manager import EventEmitter, EventSink
 from plugin.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.model import (
     CleanupReport,
@@ -88,7 +88,7 @@ def _redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class RedisStore:
+class RedisStore(EventEmitter):
     """Tracks sent messages and their receipts in Redis, shared by every replica.
 
     ``RedisStore(url, prefix, **options, clock=time.time)``; ``await store.connect()`` before use
@@ -125,10 +125,7 @@ class RedisStore:
         self._redis: aioredis.Redis | None = None
         self._due = -math.inf  # when a session may next be due for completion
         self._due_retry = -math.inf
-        self.hook_errors = 0
-        self._events: EventSink | None = None
-        self._on_status: Callable[[StatusChange], None] | None = None
-        self._on_expired: Callable[[MessageExpired], None] | None = None
+        EventEmitter.__init__(self)
         if events is not None:
             self.attach_events(events)
 
@@ -198,18 +195,6 @@ class RedisStore:
             self._redis = None
 
     # -- events and recipients ------------------------------------------------------------------
-
-    def attach_events(
-        self, sink: EventSink | None, *, status_changed: bool = True, message_expired: bool = True
-    ) -> None:
-        """Send events to ``sink`` (as the manager does)."""
-        self._events = sink
-        self._on_status = sink.status_changed if sink is not None and status_changed else None
-        self._on_expired = sink.message_expired if sink is not None and message_expired else None
-
-    def record_hook_error(self) -> None:
-        """Count a failed hook (per replica: hook errors happen in this process)."""
-        self.hook_errors += 1
 
     def redact(self, recipient: str | None) -> str | None:
         """The keyed hash that logs, summaries and events carry instead of a phone number."""
