@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from plugin.model import InboundMessage, Receipt
+from plugin.core.model import InboundMessage, Receipt
 
 __all__ = [
     "AdapterError",

@@ -38,7 +38,7 @@ from adapters.base import (
     verify_hex_hmac,
 )
 from adapters.waha import ACK_STATUSES, ack_receipt
-from plugin.model import Status
+from plugin.core.model import Status
 
 __all__ = [
     "LIBRARIES",

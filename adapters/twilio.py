@@ -27,7 +27,7 @@ from adapters.base import (
     header,
     is_message_id,
 )
-from plugin.model import InboundMessage, Receipt, ReceiptError, Status
+from plugin.core.model import InboundMessage, Receipt, ReceiptError, Status
 
 __all__ = [
     "PROVIDER",

@@ -24,7 +24,7 @@ from adapters.base import (
     load_json,
     verify_hex_hmac,
 )
-from plugin.model import InboundMessage, Receipt, ReceiptError, Status
+from plugin.core.model import InboundMessage, Receipt, ReceiptError, Status
 
 __all__ = [
     "ACK_NAMES",

@@ -8,7 +8,7 @@ message whose window is over (or older than the window) is late; an unknown id i
 * :class:`DictTracker`: a plain ``dict`` of records (no expiry, no cap).
 * :class:`TTLCacheTracker`: a ``cachetools.TTLCache`` (cap and per-item expiry).
 
-Subscribers are plain callables receiving a :class:`plugin.model.StatusChange`.
+Subscribers are plain callables receiving a :class:`plugin.core.model.StatusChange`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 
-from plugin.model import Outcome, Receipt, Status, StatusChange
+from plugin.core.model import Outcome, Receipt, Status, StatusChange
 
 __all__ = ["DictTracker", "Record", "TTLCacheTracker", "ladder"]
 

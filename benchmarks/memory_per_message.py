@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from baselines import DictTracker, TTLCacheTracker
 from traffic import message_id, recipient
 
-from plugin.manager import MessageSessionManager
+from plugin.core.manager import MessageSessionManager
 
 NOW = 1_767_369_600.0 + 16 * 3600  # 2026-01-02 16:00 UTC
 SPREAD = 20 * 3600.0

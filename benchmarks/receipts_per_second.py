@@ -33,11 +33,11 @@ from baselines import DictTracker, TTLCacheTracker
 from traffic import ReceiptStream, receipt_stream
 
 from adapters.meta import STATUSES
-from plugin.events import HookEvents
-from plugin.hookspecs import hookimpl
-from plugin.manager import MessageSessionManager
-from plugin.model import Outcome, Receipt, ReceiptError, StatusChange
-from plugin.plugins import make_plugin_manager
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import Outcome, Receipt, ReceiptError, StatusChange
+from plugin.hooks.events import HookEvents
+from plugin.hooks.hookspecs import hookimpl
+from plugin.hooks.plugins import make_plugin_manager
 
 WINDOW = 24 * 3600.0
 TARGET = 2.0

@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from traffic import recipient
 
-from plugin.manager import MessageSessionManager
-from plugin.model import Receipt, ReceiptError, Status
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import Receipt, ReceiptError, Status
 
 DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from plugin.model import (
+from plugin.core.model import (
     CleanupReport,
     InboundMessage,
     MessageExpired,
@@ -46,15 +46,15 @@ __all__ = [
 ]
 
 _LAZY = {
-    "MessageSession": "plugin.manager",
-    "MessageSessionManager": "plugin.manager",
-    "SettingsError": "plugin.errors",
-    "hookimpl": "plugin.hookspecs",
-    "hookspec": "plugin.hookspecs",
-    "make_plugin_manager": "plugin.plugins",
-    "load_settings": "plugin.settings",
-    "create_app": "plugin.server",
-    "setup": "plugin.server",
+    "MessageSession": "plugin.core.manager",
+    "MessageSessionManager": "plugin.core.manager",
+    "SettingsError": "plugin.core.errors",
+    "hookimpl": "plugin.hooks.hookspecs",
+    "hookspec": "plugin.hooks.hookspecs",
+    "make_plugin_manager": "plugin.hooks.plugins",
+    "load_settings": "plugin.settings.loading",
+    "create_app": "plugin.server.app",
+    "setup": "plugin.server.app",
     "WhatsAppClient": "plugin.client",
 }
 

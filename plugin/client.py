@@ -1,7 +1,7 @@
 """The outbound client: sends through the Meta Cloud API (Graph API) on one shared
 ``aiohttp.ClientSession``, around the plugins' send middlewares.
 
-Every send builds an :class:`~plugin.pipeline.OutboundMessage` and runs the send middlewares
+Every send builds an :class:`~plugin.hooks.pipeline.OutboundMessage` and runs the send middlewares
 around the provider call; the built-in tracking middleware then tracks the returned message id
 with its recipient, so that its receipts find it. A failure calls ``whatsapp_send_failed`` and
 raises :class:`SendError` with the provider's error.
@@ -17,11 +17,11 @@ import aiohttp
 import pluggy
 
 from adapters.base import bare_address
-from plugin.events import call_hook
-from plugin.pipeline import Handler, OutboundMessage, SendResult, build_chain
-from plugin.plugins import collect_middlewares
-from plugin.settings import MetaSettings
-from plugin.stores import Store
+from plugin.hooks.events import call_hook
+from plugin.hooks.pipeline import Handler, OutboundMessage, SendResult, build_chain
+from plugin.hooks.plugins import collect_middlewares
+from plugin.settings.loading import MetaSettings
+from plugin.stores.base import Store
 
 __all__ = ["SendError", "WhatsAppClient"]
 
@@ -65,9 +65,9 @@ class SendError(Exception):
 class WhatsAppClient:
     """Sends WhatsApp messages through the Meta Cloud API.
 
-    ``plugins`` (a plugin manager from :func:`plugin.plugins.make_plugin_manager`) supplies the
-    send middlewares, the tracking among them, and the ``whatsapp_send_failed`` hook; without
-    it messages are sent but not tracked. Use ``async with`` or :meth:`close` when the client
+    ``plugins`` (a plugin manager from :func:`plugin.hooks.plugins.make_plugin_manager`)
+    supplies the send middlewares, the tracking among them, and the ``whatsapp_send_failed``
+    hook; without it messages are sent but not tracked. Use ``async with`` or :meth:`close` when the client
     owns its session; an application built by ``create_app()``/``setup()`` closes it on
     shutdown.
     """

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from plugin.manager import MessageSessionManager
-from plugin.server import create_app
-from plugin.settings import Settings
+from plugin.core.manager import MessageSessionManager
+from plugin.server.app import create_app
+from plugin.settings.loading import Settings
 from tests.providers import DEFAULT_TIMESTAMP
 
 META_SECRET = "meta-app-secret"

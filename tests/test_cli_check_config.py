@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from plugin.manager import MessageSessionManager
+from plugin.core.manager import MessageSessionManager
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def check_config(*args: str, **variables: str) -> subprocess.CompletedProcess[st
     }
     env.update(variables)
     return subprocess.run(
-        [sys.executable, "-m", "plugin.cli", "check-config", *args],
+        [sys.executable, "-m", "plugin.cli.main", "check-config", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

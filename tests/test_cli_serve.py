@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from plugin.cli import main
+from plugin.cli.main import main
 from tests.providers import meta_status, meta_status_body, sign_meta
 from tests.serving import make_app
 
@@ -49,7 +49,7 @@ def test_serve_answers_and_shuts_down_gracefully_on_sigterm(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "plugin.cli", "serve", "--settings", str(settings),
+        [sys.executable, "-m", "plugin.cli.main", "serve", "--settings", str(settings),
          "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -64,7 +64,7 @@ def test_serve_answers_and_shuts_down_gracefully_on_sigterm(tmp_path):
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 200
         stats = subprocess.run(
-            [sys.executable, "-m", "plugin.cli", "stats", "--settings", str(settings),
+            [sys.executable, "-m", "plugin.cli.main", "stats", "--settings", str(settings),
              "--url", f"http://127.0.0.1:{port}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
         )
@@ -116,7 +116,7 @@ def test_stats_defaults_come_from_the_settings(tmp_path, capsys):
 
 
 def test_serve_fixes_glibc_mmap_threshold_unless_the_environment_does(monkeypatch):
-    from plugin.server import _pin_mmap_threshold
+    from plugin.server.app import _pin_mmap_threshold
 
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert _pin_mmap_threshold() is False  # the operator's own setting wins

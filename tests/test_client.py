@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from plugin.client import SendError, WhatsAppClient
-from plugin.hookspecs import hookimpl
-from plugin.manager import MessageSessionManager
-from plugin.pipeline import MiddlewareRegistry, OutboundMessage, SendResult
-from plugin.plugins import make_plugin_manager
-from plugin.runtime import CLIENT_KEY, PLUGIN_MANAGER_KEY
+from plugin.core.manager import MessageSessionManager
+from plugin.hooks.hookspecs import hookimpl
+from plugin.hooks.pipeline import MiddlewareRegistry, OutboundMessage, SendResult
+from plugin.hooks.plugins import make_plugin_manager
+from plugin.server.runtime import CLIENT_KEY, PLUGIN_MANAGER_KEY
 from tests.providers import meta_body, meta_change, meta_inbound, meta_status, meta_status_body
 from tests.serving import (
     ACCESS_TOKEN,

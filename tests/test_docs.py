@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin import hookspecs
+from plugin.hooks import hookspecs
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HOOKSPECS = sorted(
@@ -45,9 +45,9 @@ def test_the_readme_documents_no_hook_that_does_not_exist():
 def test_the_example_plugin_of_the_readme_works(tmp_path, monkeypatch, caplog):
     import logging
 
-    from plugin.events import HookEvents
-    from plugin.manager import MessageSessionManager
-    from plugin.plugins import make_plugin_manager
+    from plugin.core.manager import MessageSessionManager
+    from plugin.hooks.events import HookEvents
+    from plugin.hooks.plugins import make_plugin_manager
     from tests.clock import Clock, at
 
     readme = README.read_text(encoding="utf-8")

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from plugin.durations import format_duration, parse_duration
+from plugin.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

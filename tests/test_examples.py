@@ -11,10 +11,10 @@ import pytest
 
 from examples.audit_log import plugin as audit_plugin
 from examples.clinic_bot import bot, replies
-from plugin.cli import main
-from plugin.runtime import MANAGER_KEY, PLUGIN_MANAGER_KEY
-from plugin.server import create_app
-from plugin.settings import load_settings
+from plugin.cli.main import main
+from plugin.server.app import create_app
+from plugin.server.runtime import MANAGER_KEY, PLUGIN_MANAGER_KEY
+from plugin.settings.loading import load_settings
 from tests.providers import meta_body, meta_change, meta_inbound, meta_status, meta_status_body
 from tests.serving import ACCESS_TOKEN, Clock, FakeGraph, make_app
 from tests.test_server import post_meta, stats
@@ -131,7 +131,7 @@ async def test_the_audit_log_records_failed_sends(aiohttp_client, graph, tmp_pat
     await aiohttp_client(app)
     graph.fail_with = (400, {"error": {"message": "bad number", "code": 100}})
     from plugin.client import SendError
-    from plugin.runtime import CLIENT_KEY
+    from plugin.server.runtime import CLIENT_KEY
 
     with pytest.raises(SendError):
         await app[CLIENT_KEY].send_text("+16505551234", "hi")

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from plugin.errors import SettingsError
-from plugin.events import HookEvents, call_hook
-from plugin.hookspecs import hookimpl
-from plugin.manager import MessageSessionManager
-from plugin.model import InboundMessage, Outcome, Receipt, Status, StatusChange
-from plugin.pipeline import MiddlewareRegistry, OutboundMessage, SendResult, build_chain
-from plugin.plugins import ENTRY_POINT_GROUP, collect_middlewares, make_plugin_manager
-from plugin.tracking import SessionTrackingPlugin
+from plugin.core.errors import SettingsError
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import InboundMessage, Outcome, Receipt, Status, StatusChange
+from plugin.hooks.events import HookEvents, call_hook
+from plugin.hooks.hookspecs import hookimpl
+from plugin.hooks.pipeline import MiddlewareRegistry, OutboundMessage, SendResult, build_chain
+from plugin.hooks.plugins import ENTRY_POINT_GROUP, collect_middlewares, make_plugin_manager
+from plugin.hooks.tracking import SessionTrackingPlugin
 from tests.clock import Clock, at
 
 NOW = at("2026-11-30T10:00")
@@ -54,7 +54,7 @@ def write_distribution(directory: Path, entry_name: str, module: str) -> None:
 
 
 MIDDLEWARE_PLUGIN = """
-from plugin.hookspecs import hookimpl
+from plugin.hooks.hookspecs import hookimpl
 
 LOG = []
 
@@ -176,7 +176,7 @@ def test_a_plugin_path_may_name_an_object_in_a_module(tmp_path, monkeypatch, man
     # settings accept "mybot.crm:Plugin" (README, Keys): a class is instantiated.
     monkeypatch.syspath_prepend(str(tmp_path))
     module = write_module(tmp_path, """
-        from plugin.hookspecs import hookimpl
+        from plugin.hooks.hookspecs import hookimpl
 
         class Plugin:
             completed = []
@@ -221,7 +221,7 @@ def test_plain_and_async_implementations_both_receive_each_event(manager, clock)
 def test_a_failing_implementation_does_not_stop_the_others_and_is_counted(manager, caplog):
     first, last = Recorder(), Recorder()
     wired(manager, first, Broken(), BrokenAsync(), last)
-    with caplog.at_level(logging.ERROR, logger="plugin.events"):
+    with caplog.at_level(logging.ERROR, logger="plugin.hooks.events"):
         assert deliver(manager) == Outcome.APPLIED
         assert deliver(manager, "m2") == Outcome.APPLIED
     assert len(first.seen) == len(last.seen) == 2
@@ -263,7 +263,7 @@ async def test_a_full_event_queue_drops_and_counts(manager, caplog):
     recorder = Recorder()
     events = wired(manager, recorder, max_queue=2)
     await events.start()
-    with caplog.at_level(logging.WARNING, logger="plugin.events"):
+    with caplog.at_level(logging.WARNING, logger="plugin.hooks.events"):
         for n in range(5):
             deliver(manager, f"m{n}")
     assert events.dropped == 3
@@ -288,8 +288,8 @@ def test_per_message_events_are_built_only_when_some_plugin_listens(
 
     plugin = CompletionsOnly()
     events = wired(manager, plugin)
-    monkeypatch.setattr("plugin.manager.StatusChange", never)
-    monkeypatch.setattr("plugin.manager.MessageExpired", never)
+    monkeypatch.setattr("plugin.core.manager.StatusChange", never)
+    monkeypatch.setattr("plugin.core.manager.MessageExpired", never)
     deliver(manager)
     manager.track_sent("m2")
     clock.advance(hours=1)

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from plugin.errors import SettingsError
-from plugin.manager import MessageSessionManager
-from plugin.model import (
+from plugin.core.errors import SettingsError
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import (
     COUNTER_KEYS,
     OUTCOME_KEYS,
     CleanupReport,
@@ -314,7 +314,7 @@ def test_completion_releases_records_and_logs_the_seed_lines(clock, events, capl
     manager.track_sent("m2")
     manager.track_sent("m3")
     clock.set(MONDAY + 30 * HOUR)  # nothing called the manager in between
-    with caplog.at_level(logging.INFO, logger="plugin.manager"):
+    with caplog.at_level(logging.INFO, logger="plugin.core.manager"):
         report = manager.cleanup()
     assert manager.tracked_messages == 0
     assert [(e.message_id, e.reason) for e in events.expired] == [
@@ -917,7 +917,7 @@ def test_a_sent_at_in_the_future_is_taken_as_now(clock):
 def test_reaching_the_cap_is_logged_once_not_per_eviction(caplog):
     clock = Clock(at("2026-11-30T09:00"))
     manager = MessageSessionManager(clock=clock, max_tracked_messages=3)
-    with caplog.at_level("WARNING", logger="plugin.manager"):
+    with caplog.at_level("WARNING", logger="plugin.core.manager"):
         for i in range(10):
             manager.track_sent(f"wamid.CAP{i}")
     warnings = [r for r in caplog.records if "max_tracked_messages (3) reached" in r.message]

@@ -20,8 +20,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from plugin.manager import MessageSessionManager
-from plugin.model import (
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import (
     COUNTER_KEYS,
     OUTCOME_KEYS,
     CleanupReport,

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from plugin.errors import SettingsError
-from plugin.options import DEFAULTS, MANAGER_KEYS, PRESETS, resolve_options
+from plugin.core.errors import SettingsError
+from plugin.core.options import DEFAULTS, MANAGER_KEYS, PRESETS, resolve_options
 
 HOUR = 3600.0
 

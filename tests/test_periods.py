@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from plugin.periods import PeriodCalendar
+from plugin.core.periods import PeriodCalendar
 from tests.clock import at
 
 HOUR = 3600.0

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from plugin.errors import StoreUnavailable
-from plugin.hookspecs import hookimpl
-from plugin.model import SessionSummary
-from plugin.runtime import CLIENT_KEY, MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
-from plugin.server import create_app
+from plugin.core.errors import StoreUnavailable
+from plugin.core.model import SessionSummary
+from plugin.hooks.hookspecs import hookimpl
+from plugin.server.app import create_app
+from plugin.server.runtime import CLIENT_KEY, MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
 from tests.providers import DEFAULT_TIMESTAMP, meta_status, meta_status_body, sign_meta
 from tests.redis_support import RedisProxy, redis_prefix, redis_url
 from tests.serving import (

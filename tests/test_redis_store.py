@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from plugin.errors import StoreUnavailable
-from plugin.model import Outcome, Receipt, Status
-from plugin.redis_scripts import RECEIPT
-from plugin.redis_store import RedisStore
+from plugin.core.errors import StoreUnavailable
+from plugin.core.model import Outcome, Receipt, Status
+from plugin.stores.redis.scripts import RECEIPT
+from plugin.stores.redis.store import RedisStore
 from tests.clock import Clock, at
 from tests.redis_support import RedisProxy, redis_prefix, redis_url
 from tests.test_manager import Events

@@ -41,7 +41,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "plugin.cli",
+                "plugin.cli.main",
                 "serve",
                 "--settings",
                 str(settings),

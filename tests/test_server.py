@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from plugin.errors import SettingsError
-from plugin.hookspecs import hookimpl
-from plugin.model import Outcome, Receipt
-from plugin.pipeline import MiddlewareRegistry
-from plugin.runtime import MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
-from plugin.server import create_app, setup
+from plugin.core.errors import SettingsError
+from plugin.core.model import Outcome, Receipt
+from plugin.hooks.hookspecs import hookimpl
+from plugin.hooks.pipeline import MiddlewareRegistry
+from plugin.server.app import create_app, setup
+from plugin.server.runtime import MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
 from tests.providers import (
     DEFAULT_NUMBER,
     DEFAULT_TIMESTAMP,
@@ -184,7 +184,7 @@ async def test_malformed_items_are_logged_without_phone_numbers(aiohttp_client, 
     client = await aiohttp_client(app)
     # A whatsapp-web.js style id carries the chat's number; this one is unusable (too long).
     bad = meta_status("true_16505551234@c.us_" + "A" * 120, "sent")
-    with caplog.at_level("WARNING", logger="plugin.webhooks"):
+    with caplog.at_level("WARNING", logger="plugin.server.webhooks"):
         assert (await post_meta(client, meta_status_body([bad]))).status == 200
     assert "malformed item(s) skipped" in caplog.text
     assert "16505551234" not in caplog.text
@@ -350,7 +350,7 @@ async def test_webhook_path_is_configurable(aiohttp_client):
 
 async def test_development_accepts_unsigned_requests_after_a_loud_warning(aiohttp_client, caplog):
     app, _ = make_app({"meta": {"app_secret": None}})
-    with caplog.at_level(logging.WARNING, logger="plugin.server"):
+    with caplog.at_level(logging.WARNING, logger="plugin.server.app"):
         client = await aiohttp_client(app)
     assert any("UNSIGNED WEBHOOKS ACCEPTED for provider meta" in r.getMessage()
                for r in caplog.records)
@@ -629,8 +629,8 @@ async def test_recipients_never_reach_the_logs(aiohttp_client, caplog):
 async def test_the_periodic_cleanup_runs_every_interval_and_survives_errors(caplog):
     import asyncio
 
-    from plugin.manager import MessageSessionManager
-    from plugin.server import _periodic_cleanup
+    from plugin.core.manager import MessageSessionManager
+    from plugin.server.app import _periodic_cleanup
 
     manager = MessageSessionManager(clock=Clock())
     calls: list[float] = []

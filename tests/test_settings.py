@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from dynaconf import Dynaconf
 
-from plugin.errors import SettingsError
-from plugin.options import DEFAULTS, MANAGER_KEYS
-from plugin.settings import MIB, Settings, load_settings
+from plugin.core.errors import SettingsError
+from plugin.core.options import DEFAULTS, MANAGER_KEYS
+from plugin.settings.loading import MIB, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "settings.toml"
@@ -160,7 +160,7 @@ def test_invalid_toml_is_a_settings_error(workdir: Path) -> None:
 
 def test_unknown_keys_warn_and_do_not_fail(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
     write(workdir, "[default]\ncolour = 'blue'\n[default.meta]\nsecrett = 'x'\n")
-    with caplog.at_level(logging.WARNING, logger="plugin.settings"):
+    with caplog.at_level(logging.WARNING, logger="plugin.settings.loading"):
         load_settings()
     text = caplog.text
     assert "colour" in text
@@ -172,7 +172,7 @@ def test_misplaced_table_key_gets_a_hint(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("WHATSAPP_VERIFY_TOKEN", "t")
-    with caplog.at_level(logging.WARNING, logger="plugin.settings"):
+    with caplog.at_level(logging.WARNING, logger="plugin.settings.loading"):
         settings = load_settings()
     assert settings.meta.verify_token is None
     assert "WHATSAPP_META__VERIFY_TOKEN" in caplog.text
@@ -530,7 +530,7 @@ max_history_size = 1
     )
     monkeypatch.setenv("HOSTAPP_PROFILE", "ultra_lean")
     host = Dynaconf(envvar_prefix="HOSTAPP", settings_files=[str(path)], environments=True)
-    with caplog.at_level(logging.WARNING, logger="plugin.settings"):
+    with caplog.at_level(logging.WARNING, logger="plugin.settings.loading"):
         settings = Settings.from_mapping(host)
     assert settings.env == "development"
     assert settings.manager.profile == "ultra_lean"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from plugin import simulate as simulation
-from plugin.cli import main
+from plugin.cli import simulate as simulation
+from plugin.cli.main import main
 
 
 def run(capsys, *args: str) -> tuple[int, list[dict]]:

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from plugin.manager import MessageSessionManager
-from plugin.model import Outcome, Receipt, Status
-from plugin.snapshot import load_snapshot, save_snapshot
-from plugin.state import STATE_VERSION, StateError, export_state, restore
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import Outcome, Receipt, Status
+from plugin.core.state import STATE_VERSION, StateError, export_state, restore
+from plugin.stores.snapshot import load_snapshot, save_snapshot
 from tests.clock import Clock, at
 
 KEY = "snapshot-test-key"
@@ -147,7 +147,7 @@ def test_no_file_means_an_empty_manager(tmp_path):
 def test_an_unusable_file_is_set_aside_and_the_server_starts_empty(tmp_path, caplog, content):
     path = tmp_path / "state.json"
     path.write_bytes(content)
-    with caplog.at_level(logging.ERROR, logger="plugin.snapshot"):
+    with caplog.at_level(logging.ERROR, logger="plugin.stores.snapshot"):
         manager, extra = load_snapshot(path, clock=Clock(0))
     assert manager.tracked_messages == 0
     assert extra == {}

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from plugin.manager import MessageSessionManager
-from plugin.model import (
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import (
     COUNTER_KEYS,
     OUTCOME_KEYS,
     CleanupReport,
@@ -25,7 +25,7 @@ from plugin.model import (
     ReceiptError,
     Status,
 )
-from plugin.redis_store import RedisStore
+from plugin.stores.redis.store import RedisStore
 from tests.clock import Clock, at
 from tests.redis_support import delete_prefix, require_redis
 from tests.test_manager import Events

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from plugin import hookimpl
-from plugin.model import CleanupReport, MessageExpired, SessionSummary
-from plugin.pipeline import OutboundMessage
+from plugin.core.model import CleanupReport, MessageExpired, SessionSummary
+from plugin.hooks.pipeline import OutboundMessage
 
 AUDIT_LOG_VARIABLE = "WA_AUDIT_LOG"
 DEFAULT_PATH = "audit.jsonl"

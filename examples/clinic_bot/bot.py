@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from plugin.client import SendError
-from plugin.server import CLIENT_KEY, SETTINGS_KEY, setup
+from plugin.server.app import CLIENT_KEY, SETTINGS_KEY, setup
 
 SETTINGS_FILE = Path(__file__).with_name("settings.toml")
 REMINDER_TEMPLATE = "appointment_reminder"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from adapters import bridge
 from adapters.base import MalformedBody, SignatureInvalid, SignatureMissing
-from plugin.model import Receipt, ReceiptError, Status
+from plugin.core.model import Receipt, ReceiptError, Status
 from tests.providers import bridge_ack, bridge_body, sign_bridge, webhook_request
 
 SECRET = "bridge-secret"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from adapters import meta
 from adapters.base import MalformedBody, SignatureInvalid, SignatureMissing
-from plugin.model import Receipt, ReceiptError, Status
+from plugin.core.model import Receipt, ReceiptError, Status
 from tests.providers import (
     META_VECTOR_BODY,
     META_VECTOR_SECRET,

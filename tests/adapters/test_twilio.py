@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from adapters import twilio
 from adapters.base import MalformedBody, SignatureInvalid, SignatureMissing, WebhookRequest
-from plugin.model import Receipt, ReceiptError, Status
+from plugin.core.model import Receipt, ReceiptError, Status
 from tests.providers import (
     TWILIO_VECTOR_PARAMS,
     TWILIO_VECTOR_SIGNATURE,

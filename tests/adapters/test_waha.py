@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from adapters import waha
 from adapters.base import MalformedBody, SignatureInvalid, SignatureMissing
-from plugin.model import Receipt, ReceiptError, Status
+from plugin.core.model import Receipt, ReceiptError, Status
 from tests.providers import (
     sign_waha,
     waha_ack_body,

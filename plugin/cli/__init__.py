@@ -1,0 +1,1 @@
+"""``wa-sessions``: the command line."""

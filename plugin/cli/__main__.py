@@ -1,0 +1,3 @@
+from plugin.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""``wa-sessions simulate``: the real manager on a simulated clock, with realistic traffic, to show
+that every bound holds however long it runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from plugin.core.manager import MessageSessionManager
+from plugin.core.model import Receipt, ReceiptError, Status
+from plugin.core.state import export_state, restore
+
+__all__ = ["SimulationResult", "simulate", "simulate_command"]
+
+_DAY = 86400.0
+_SEND, _RECEIPT = 0, 1
+_FAILED_ERROR = ReceiptError("131026", "Message undeliverable")
+
+
+@dataclass(slots=True)
+class SimulationResult:
+    days: list[dict[str, Any]]
+    verdict: dict[str, Any]
+
+
+class _Clock:
+    __slots__ = ("now",)
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_PATTERNS = 7  # distinct daily traffic patterns, in a weekly rotation
+_SEND_CODE = -1
+
+
+def _day_pattern(rng: random.Random, per_day: int) -> list[tuple[float, int, int]]:
+    """One day's sends and the receipts they cause, as (seconds after midnight, status code or
+    _SEND_CODE, message index): delivery delays, ~5% duplicates, out-of-order pairs (read before
+    delivered), ~3% failures, ~7% silence (never delivered: they expire)."""
+    events: list[tuple[float, int, int]] = []
+    append = events.append
+    rand = rng.random
+    expo = rng.expovariate
+    sent, delivered, read, failed = (int(s) for s in (Status.SENT, Status.DELIVERED,
+                                                      Status.READ, Status.FAILED))
+    for i in range(per_day):
+        at = rand() * _DAY
+        append((at, _SEND_CODE, i))
+        at_sent = at + expo(1.0)
+        append((at_sent, sent, i))
+        fate = rand()
+        if fate < 0.03:
+            append((at_sent + expo(1 / 30), failed, i))
+        elif fate < 0.10:
+            pass
+        else:
+            at_delivered = at_sent + expo(1 / 60)
+            if fate < 0.75:
+                at_read = at_delivered + expo(1 / 3600)
+                if rand() < 0.04:
+                    at_read, at_delivered = at_delivered, at_read
+                append((at_read, read, i))
+            append((at_delivered, delivered, i))
+            if rand() < 0.05:
+                append((at_delivered + expo(1 / 600), delivered, i))
+    return events
+
+
+def _day_sequences(
+    rng: random.Random, per_day: int, count: int
+) -> list[list[tuple[float, int, int, int]]]:
+    """For each pattern p: the events of a day whose messages follow p and whose previous day
+    followed p - 1, as (seconds after midnight, code, message index, 0 today / 1 yesterday)."""
+    patterns = [_day_pattern(rng, per_day) for _ in range(count)]
+    sequences = []
+    for index, pattern in enumerate(patterns):
+        previous = patterns[index - 1]
+        merged = [(at, code, i, 0) for at, code, i in pattern if at < _DAY]
+        merged += [(at - _DAY, code, i, 1) for at, code, i in previous if _DAY <= at < 2 * _DAY]
+        merged.sort()
+        sequences.append(merged)
+    return sequences
+
+
+def checkpoint_days(days: int) -> set[int]:
+    """The days whose heap is measured: the first two, day 10 (the reference of the growth),
+    day 100, the middle day and the last day."""
+    return {d for d in (1, 2, 10, 100, days // 2, days) if 1 <= d <= days}
+
+
+def simulate(
+    days: int,
+    per_day: int,
+    profile: str = "default",
+    seed: int = 1,
+    on_day: Any = None,
+) -> SimulationResult:
+    """Run the simulation; ``on_day(line)`` is called with each day's line as it completes.
+
+    The heap is what ``tracemalloc`` traces. Tracing costs about 1.5 µs per allocation on
+    CPython 3.11, so it runs on checkpoint days only: before such a day the manager is carried
+    over through its snapshot format (exported, then rebuilt from JSON while tracing), so that
+    every object it holds is traced, and the day's end reports the whole heap it needs.
+    """
+    rng = random.Random(seed)
+    sequences = _day_sequences(rng, per_day, min(_PATTERNS, days))
+    suffixes = [f"{i:08X}{i * 7919 % 65521:08X}A" for i in range(per_day)]
+    statuses = list(Status)
+    errors: list[ReceiptError | None] = [None] * len(statuses)
+    errors[Status.FAILED] = _FAILED_ERROR
+    measured = checkpoint_days(days)
+    clock = _Clock(0.0)
+    tracemalloc.start()
+    manager = MessageSessionManager(profile=profile, clock=clock)
+    tz = ZoneInfo(manager.options.timezone)
+    start = datetime(2026, 1, 1, tzinfo=tz).timestamp()
+    clock.now = start
+    cleanup_every = manager.options.cleanup_interval
+    next_cleanup = start + cleanup_every
+    bound = manager.memory_bound_bytes()
+    lines: list[dict[str, Any]] = []
+    heaps: dict[int, int] = {}
+    peaks = manager.peaks()
+    recipient = "16505551234"
+    yesterday: list[str] = []
+    started = time.perf_counter()
+    for day in range(1, days + 1):
+        if day in measured and day > 1:
+            blob = json.dumps(export_state(manager))
+            del manager
+            tracemalloc.start()
+            manager = restore(json.loads(blob), profile=profile, clock=clock)
+            del blob
+        apply, track = manager.apply_receipt, manager.track_sent
+        day_start = start + (day - 1) * _DAY
+        prefix = f"wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI{day:08X}"
+        ids = ([prefix + suffix for suffix in suffixes], yesterday)
+        for at, code, index, back in sequences[(day - 1) % len(sequences)]:
+            now = clock.now = day_start + at
+            if now >= next_cleanup:
+                manager.cleanup()
+                next_cleanup += cleanup_every
+            if code == _SEND_CODE:
+                if not back:
+                    track(ids[0][index], recipient)
+            elif day > 1 or not back:
+                apply(Receipt(ids[back][index], statuses[code], now, None, "meta", errors[code]))
+        yesterday = ids[0]
+        clock.now = day_start + _DAY
+        heap: int | None = None
+        if tracemalloc.is_tracing():
+            heap = heaps[day] = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+        peaks = {k: max(v, peaks[k]) for k, v in manager.peaks().items()}
+        line = {
+            "day": day,
+            "date": datetime.fromtimestamp(day_start, tz).date().isoformat(),
+            "active_sessions": len(manager.sessions),
+            "history_size": manager.history_size,
+            "tracked_messages": manager.tracked_messages,
+            "tombstones": manager.tombstone_count,
+            "heap_bytes": heap,
+        }
+        lines.append(line)
+        if on_day is not None:
+            on_day(line)
+    limits = {
+        "max_active_sessions": manager.max_active_sessions(),
+        "max_history_size": manager.options.history_limit,
+        "max_tracked_messages": manager.options.max_tracked_messages,
+        "memory_bound_bytes": bound,
+    }
+    reference = heaps.get(10, heaps[min(heaps)])
+    growth = 100.0 * (heaps[days] - reference) / reference if reference else 0.0
+    max_heap = max(heaps.values())
+    bounded = (
+        peaks["active_sessions"] <= limits["max_active_sessions"]
+        and peaks["history_size"] <= limits["max_history_size"]
+        and peaks["tracked_messages"] <= limits["max_tracked_messages"]
+        and max_heap <= bound
+    )
+    stats = manager.get_all_stats()["summary"]
+    verdict = {
+        "bounded": bounded,
+        "max_active_sessions": peaks["active_sessions"],
+        "max_history_size": peaks["history_size"],
+        "max_tracked_messages": peaks["tracked_messages"],
+        "max_heap_bytes": max_heap,
+        "heap_growth_pct": round(growth, 3),
+        "heap_checkpoints": {str(day): heap for day, heap in sorted(heaps.items())},
+        "limits": limits,
+        "receipts": stats["receipts"],
+        "days": days,
+        "per_day": per_day,
+        "profile": manager.options.profile,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+    return SimulationResult(lines, verdict)
+
+
+def _text_line(line: dict[str, Any]) -> str:
+    return (
+        f"day {line['day']:>5} {line['date']}  active_sessions={line['active_sessions']}"
+        f"  history={line['history_size']}  tracked={line['tracked_messages']}"
+        f"  tombstones={line['tombstones']}  heap="
+        + ("-" if line["heap_bytes"] is None else f"{line['heap_bytes'] / 1e6:.2f} MB")
+    )
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    if args.days < 1 or args.per_day < 0:
+        print("wa-sessions: --days must be at least 1 and --per-day at least 0", file=sys.stderr)
+        return 2
+
+    def emit(line: dict[str, Any]) -> None:
+        print(json.dumps(line) if args.json else _text_line(line), flush=True)
+
+    result = simulate(args.days, args.per_day, args.profile, args.seed, on_day=emit)
+    verdict = result.verdict
+    if args.json:
+        print(json.dumps(verdict))
+    else:
+        limits = verdict["limits"]
+        print(
+            f"{'BOUNDED' if verdict['bounded'] else 'BOUND EXCEEDED'}: "
+            f"active sessions <= {verdict['max_active_sessions']} (limit "
+            f"{limits['max_active_sessions']}), history <= {verdict['max_history_size']} (limit "
+            f"{limits['max_history_size']}), tracked <= {verdict['max_tracked_messages']} (limit "
+            f"{limits['max_tracked_messages']}), heap <= {verdict['max_heap_bytes'] / 1e6:.2f} MB "
+            f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB), heap growth since day 10 "
+            f"{verdict['heap_growth_pct']:+.2f}% (heap measured on days "
+            f"{', '.join(verdict['heap_checkpoints'])})"
+        )
+    return 0 if verdict["bounded"] else 1

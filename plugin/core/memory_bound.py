@@ -1,0 +1,56 @@
+"""The memory bound: an upper bound of the manager's heap, computed from its options.
+
+Every structure is taken at its cap and at its worst layout (a CPython dict or set just after it
+grew, never shrunk by deletions), with object sizes rounded up to the allocator's 16-byte classes.
+A test fills a manager to its caps and checks the heap tracemalloc measures stays below it.
+"""
+
+from __future__ import annotations
+
+from plugin.core.options import ManagerOptions
+from plugin.core.session import MAX_ERROR_CODES
+
+__all__ = ["MAX_MESSAGE_ID_LENGTH", "RECIPIENT_CACHE_SIZE", "memory_bound_bytes"]
+
+#: Ids longer than this (or not ASCII) are refused: the bound counts on it.
+MAX_MESSAGE_ID_LENGTH = 128
+#: Recipient hashes remembered (bots write to the same people again and again).
+RECIPIENT_CACHE_SIZE = 1024
+
+_ALIGN = 16
+
+
+def _aligned(size: int) -> int:
+    return -(-size // _ALIGN) * _ALIGN
+
+
+def _table_bytes(entries: int, slot_bytes: int, entry_bytes: int) -> int:
+    """Worst case for a CPython dict or set holding ``entries``: the table may be twice as
+    large as needed just after it grew, and never shrinks on deletion."""
+    slots = 8
+    while slots * 2 // 3 < entries:
+        slots *= 2
+    slots *= 2
+    return slots * slot_bytes + (slots * 2 // 3) * entry_bytes
+
+
+# Object sizes on 64-bit CPython, rounded to the allocator's 16-byte classes.
+_ID_BYTES = _aligned(49 + MAX_MESSAGE_ID_LENGTH)  # an ASCII str of the longest accepted id
+_PACKED_BYTES = _aligned(36)  # an int of up to 90 bits
+_DIGEST_BYTES = _aligned(32)  # an int of up to 60 bits
+_SESSION_BYTES = 4096  # a session object, its counter lists and dict headers
+_ERROR_TALLY_BYTES = _aligned(49 + 32) + _aligned(32) + 64  # code string, count, dict share
+_SUMMARY_BYTES = 4096 + MAX_ERROR_CODES * _ERROR_TALLY_BYTES
+
+
+def memory_bound_bytes(options: ManagerOptions, max_sessions: int) -> int:
+    """Records, tombstones, sessions and history at their caps, each structure at its worst."""
+    cap = options.max_tracked_messages
+    records = cap * (_ID_BYTES + _PACKED_BYTES) + max_sessions * _table_bytes(cap, 8, 16)
+    tombstones = cap * (_DIGEST_BYTES + 8) + _table_bytes(cap, 0, 16) * 2
+    sessions = max_sessions * (_SESSION_BYTES + MAX_ERROR_CODES * _ERROR_TALLY_BYTES)
+    history = options.history_limit * _SUMMARY_BYTES
+    recipient_cache = _table_bytes(RECIPIENT_CACHE_SIZE, 8, 16) + RECIPIENT_CACHE_SIZE * (
+        _aligned(49 + 64) + _DIGEST_BYTES
+    )
+    return records + tombstones + sessions + history + recipient_cache

@@ -1,0 +1,211 @@
+"""The manager's options: defaults, the three profiles, and validation that reports every error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from plugin.core.durations import DURATION_HELP, format_duration, parse_duration
+from plugin.core.errors import SettingProblem, SettingsError
+
+__all__ = [
+    "DEFAULTS",
+    "MANAGER_KEYS",
+    "PRESETS",
+    "ManagerOptions",
+    "resolve_options",
+]
+
+HOUR = 3600.0
+DAY = 86400.0
+
+DEFAULTS: dict[str, Any] = {
+    "profile": "default",
+    "ack_tracking_window": "24h",
+    "session_period": "1d",
+    "timezone": "UTC",
+    "max_session_age": "48h",
+    "keep_history": True,
+    "max_history_size": 10,
+    "cleanup_interval": "6h",
+    "max_tracked_messages": 100_000,
+    "track_unknown_receipts": True,
+    "redact_recipients": True,
+    "redaction_key": "",
+}
+
+#: The seed's three levels. Explicit keys override a preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "ultra_lean": {
+        "ack_tracking_window": "12h",
+        "max_history_size": 3,
+        "max_tracked_messages": 50_000,
+    },
+    "zero_history": {
+        "session_period": "6h",
+        "ack_tracking_window": "6h",
+        "max_history_size": 0,
+        "keep_history": False,
+        "cleanup_interval": "1h",
+        "max_session_age": "12h",
+        "max_tracked_messages": 25_000,
+    },
+}
+
+MANAGER_KEYS: tuple[str, ...] = tuple(DEFAULTS)
+
+_PERIODS = tuple(h * HOUR for h in (1, 2, 3, 4, 6, 8, 12, 24))
+_MAX_WINDOW = 30 * DAY
+_MAX_HISTORY = 10_000
+_MAX_TRACKED = 50_000_000
+
+
+@dataclass(slots=True, frozen=True)
+class ManagerOptions:
+    """Validated options; durations in seconds."""
+
+    profile: str
+    ack_tracking_window: float
+    session_period: float
+    timezone: str
+    max_session_age: float
+    keep_history: bool
+    max_history_size: int
+    cleanup_interval: float
+    max_tracked_messages: int
+    track_unknown_receipts: bool
+    redact_recipients: bool
+    redaction_key: str
+
+    @property
+    def history_limit(self) -> int:
+        """How many summaries are really kept: none when history is off."""
+        return self.max_history_size if self.keep_history else 0
+
+    def as_settings(self) -> dict[str, Any]:
+        """The options spelled as settings values (durations as strings)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _DURATION_KEYS:
+                value = format_duration(value)
+            out[f.name] = value
+        out.pop("redaction_key")
+        return out
+
+
+_DURATION_KEYS = frozenset(
+    {"ack_tracking_window", "session_period", "max_session_age", "cleanup_interval"}
+)
+
+
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError(value)
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise ValueError(value)
+
+
+def resolve_options(values: Mapping[str, Any] | None = None, /, **overrides: Any) -> ManagerOptions:
+    """Defaults, then the chosen profile's preset, then explicit values; every error at once."""
+    given = {k: v for k, v in {**(values or {}), **overrides}.items() if v is not None}
+    problems: list[SettingProblem] = []
+    unknown = sorted(set(given) - set(DEFAULTS))
+    problems.extend(
+        SettingProblem(key, given[key], f"one of {', '.join(MANAGER_KEYS)}") for key in unknown
+    )
+
+    profile = given.get("profile", "default")
+    if profile not in PRESETS:
+        problems.append(SettingProblem("profile", profile, f"one of {', '.join(PRESETS)}"))
+        profile = "default"
+    merged = {**DEFAULTS, **PRESETS[profile], **{k: v for k, v in given.items() if k in DEFAULTS}}
+    merged["profile"] = profile
+    out: dict[str, Any] = {"profile": profile}
+
+    def duration(key: str, low: float, high: float, accepted: str) -> None:
+        try:
+            seconds = parse_duration(merged[key])
+        except ValueError:
+            problems.append(SettingProblem(key, merged[key], DURATION_HELP))
+            return
+        if not low <= seconds <= high:
+            problems.append(SettingProblem(key, merged[key], accepted))
+            return
+        out[key] = seconds
+
+    duration("ack_tracking_window", 1.0, _MAX_WINDOW, "a duration from 1s to 30d")
+    duration("max_session_age", 1.0, 365 * DAY, "a duration from 1s to 365d")
+    duration("cleanup_interval", 1.0, 7 * DAY, "a duration from 1s to 7d")
+    try:
+        period = parse_duration(merged["session_period"])
+    except ValueError:
+        period = -1.0
+    if period not in _PERIODS:
+        problems.append(SettingProblem(
+            "session_period", merged["session_period"],
+            "a duration that divides a day: 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d",
+        ))
+    else:
+        out["session_period"] = period
+    if "session_period" in out and "max_session_age" in out and (
+        out["max_session_age"] < out["session_period"]
+    ):
+        problems.append(SettingProblem(
+            "max_session_age", merged["max_session_age"],
+            f"at least session_period ({format_duration(out['session_period'])})",
+        ))
+
+    tz = merged["timezone"]
+    try:
+        if not isinstance(tz, str) or not tz:
+            raise ValueError(tz)
+        ZoneInfo(tz)
+        out["timezone"] = tz
+    except (ValueError, ZoneInfoNotFoundError):
+        problems.append(SettingProblem("timezone", tz, 'an IANA time zone name like "UTC"'))
+
+    def integer(key: str, low: int, high: int) -> None:
+        try:
+            number = _int(merged[key])
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            problems.append(SettingProblem(key, merged[key], f"an integer from {low} to {high}"))
+        else:
+            out[key] = number
+
+    integer("max_history_size", 0, _MAX_HISTORY)
+    integer("max_tracked_messages", 1, _MAX_TRACKED)
+
+    for key in ("keep_history", "track_unknown_receipts", "redact_recipients"):
+        try:
+            out[key] = _bool(merged[key])
+        except ValueError:
+            problems.append(SettingProblem(key, merged[key], "true or false"))
+
+    key_value = merged["redaction_key"]
+    if isinstance(key_value, str):
+        out["redaction_key"] = key_value
+    else:
+        problems.append(SettingProblem("redaction_key", key_value, "a string"))
+
+    if problems:
+        raise SettingsError(problems)
+    return ManagerOptions(**out)

@@ -1,0 +1,1 @@
+"""The aiohttp application: webhook routes, admin routes, metrics and lifecycle."""

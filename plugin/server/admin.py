@@ -1,0 +1,121 @@
+"""Admin routes: ``/sessions/stats``, ``/sessions/debug``, ``/metrics`` (guarded) and ``/healthz``
+(open).
+
+With ``server.admin_token`` set, the guarded routes need ``Authorization: Bearer <token>``, from
+loopback too (compared in constant time). Without it they answer loopback clients only: a
+request that came through a proxy on the same host is a loopback request, so keep the token set
+whenever anything else can reach the port.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client.registry import CollectorRegistry
+
+from plugin.core.errors import StoreUnavailable
+from plugin.server.metrics import CONTENT_TYPE, render
+from plugin.server.runtime import Runtime
+from plugin.stores.base import await_me_maybe
+
+__all__ = ["AdminRoutes", "is_loopback"]
+
+log = logging.getLogger("plugin.server.admin")
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_loopback(remote: str | None) -> bool:
+    """Whether a peer address is loopback (IPv4, IPv6, or IPv4 mapped into IPv6). An unknown
+    peer (a Unix socket behind a proxy) is not."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+class AdminRoutes:
+    """The admin handlers of one runtime."""
+
+    def __init__(self, runtime: Runtime, registry: CollectorRegistry) -> None:
+        self.runtime = runtime
+        self.registry = registry
+        token = runtime.settings.server.admin_token
+        self._token = token.encode() if token else None
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/sessions/stats", self._guarded(self.stats))
+        app.router.add_get("/sessions/debug", self._guarded(self.debug))
+        app.router.add_get("/metrics", self._guarded(self.metrics))
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """None when the request may see admin data; else the answer to give."""
+        if self._token is None:
+            if is_loopback(request.remote):
+                return None
+            return web.json_response(
+                {"error": "admin routes answer loopback clients only while server.admin_token "
+                          "is not set"}, status=403)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return web.json_response(
+                {"error": "missing Authorization: Bearer <server.admin_token>"},
+                status=401, headers={"WWW-Authenticate": 'Bearer realm="wa-sessions"'})
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            return web.json_response({"error": "wrong admin token"}, status=403)
+        return None
+
+    def _guarded(self, handler: _Handler) -> _Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            refusal = self._refusal(request)
+            if refusal is not None:
+                log.warning("admin route %s refused for %s (HTTP %d)",
+                            request.path, request.remote, refusal.status)
+                return refusal
+            return await handler(request)
+
+        guarded.__name__ = handler.__name__
+        return guarded
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        try:
+            stats = await await_me_maybe(self.runtime.manager.get_all_stats())
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+        stats["webhooks"] = {name: c.as_dict() for name, c in self.runtime.webhooks.items()}
+        return web.json_response(stats)
+
+    async def debug(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await await_me_maybe(self.runtime.manager.get_debug_info()))
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        manager = self.runtime.manager
+        try:  # the collector is synchronous: read the store's views first
+            self.runtime.views = (
+                await await_me_maybe(manager.get_debug_info()),
+                await await_me_maybe(manager.get_all_stats()),
+            )
+            body = render(self.registry)
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+        finally:
+            self.runtime.views = None
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response

@@ -1,0 +1,117 @@
+"""Prometheus metrics of one application, read at scrape time.
+
+Each application gets its own ``CollectorRegistry`` holding one collector over its runtime: the
+receipt path only bumps plain integers it keeps anyway, and a scrape turns them into metric
+families. Two applications in one process (or one test after another) never share a metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from plugin.core.model import COUNTER_KEYS
+from plugin.server.runtime import Runtime
+from plugin.stores.redis.store import RedisStore
+
+__all__ = ["CONTENT_TYPE", "RuntimeCollector", "make_registry", "render"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+PREFIX = "wa_sessions"
+
+_WEBHOOK_COUNTERS = (
+    ("requests", "Webhook requests received, refused ones included"),
+    ("receipts", "Receipts parsed from authentic webhook requests"),
+    ("inbound", "Inbound user messages parsed from authentic webhook requests"),
+    ("rejected", "Malformed webhook items, and bodies refused with 400 or 413"),
+    ("ignored", "Well-formed webhook items that are not tracked (other statuses or events)"),
+    ("unauthorized", "Webhook requests refused with 401 or 403"),
+)
+
+
+class RuntimeCollector(Collector):
+    """The metrics of one :class:`~plugin.server.runtime.Runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self.runtime
+        manager = runtime.manager
+        if runtime.views is not None:  # read beforehand (the Redis store's views are coroutines)
+            debug, all_stats = runtime.views
+        else:
+            assert not isinstance(manager, RedisStore), "read the Redis store's views first"
+            debug, all_stats = manager.get_debug_info(), manager.get_all_stats()
+        stats = debug["manager_stats"]
+        summary = all_stats["summary"]
+
+        receipts = CounterMetricFamily(
+            f"{PREFIX}_receipts", "Receipts applied to the manager, by provider and outcome",
+            labels=["provider", "outcome"],
+        )
+        for provider, counters in runtime.webhooks.items():
+            for outcome, count in counters.outcome_counts().items():
+                receipts.add_metric([provider, outcome], count)
+        yield receipts
+
+        for name, text in _WEBHOOK_COUNTERS:
+            family = CounterMetricFamily(f"{PREFIX}_webhook_{name}", text, labels=["provider"])
+            for provider, counters in runtime.webhooks.items():
+                family.add_metric([provider], getattr(counters, name))
+            yield family
+
+        yield GaugeMetricFamily(
+            f"{PREFIX}_active_sessions", "Sessions currently tracked",
+            value=summary["active_sessions"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_tracked_messages", "Message records in memory",
+            value=summary["tracked_messages"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_max_tracked_messages", "Hard cap on message records",
+            value=stats["max_tracked_messages"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_history_size", "Completed-session summaries kept",
+            value=stats["history_size"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_memory_bound_bytes", "Upper bound of the manager's heap, from its options",
+            value=stats["memory_bound_bytes"],
+        )
+        funnel = GaugeMetricFamily(
+            f"{PREFIX}_session_messages", "Funnel counters summed over the active sessions",
+            labels=["counter"],
+        )
+        for key in COUNTER_KEYS:
+            funnel.add_metric([key], summary[key])
+        yield funnel
+        yield CounterMetricFamily(
+            f"{PREFIX}_hook_errors", "Hook or middleware implementations that raised",
+            value=stats["hook_errors"],
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
+            value=stats["evicted_total"],
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_events_dropped", "Hook events dropped because the event queue was full",
+            value=runtime.events.dropped,
+        )
+
+
+def make_registry(runtime: Runtime) -> CollectorRegistry:
+    """A fresh registry holding only ``runtime``'s collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RuntimeCollector(runtime))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text exposition of ``registry``."""
+    return generate_latest(registry)

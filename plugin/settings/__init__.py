@@ -1,0 +1,1 @@
+"""Settings: the schema, loading through dynaconf and validation."""

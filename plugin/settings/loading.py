@@ -1,0 +1,428 @@
+"""Settings: ``settings.toml`` (+ ``.secrets.toml``) through dynaconf, with environments and
+``WHATSAPP_*`` environment variables, validated into a frozen :class:`Settings` that reports every
+problem at once (the checks: :mod:`plugin.settings.validation`). A host app may hand over its own
+settings object instead."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from dynaconf import Dynaconf
+from dynaconf.base import LazySettings
+from dynaconf.utils.parse_conf import boolean_fix
+
+from plugin.core.durations import format_duration
+from plugin.core.errors import SettingProblem, SettingsError
+from plugin.core.options import MANAGER_KEYS, ManagerOptions
+
+__all__ = [
+    "BridgeSettings",
+    "MetaSettings",
+    "ServerSettings",
+    "Settings",
+    "TwilioSettings",
+    "WahaSettings",
+    "check_config_command",
+    "load_settings",
+]
+
+log = logging.getLogger(__name__)
+
+ENVVAR_PREFIX = "WHATSAPP"
+ENV_VARIABLE = "WHATSAPP_ENV"
+SETTINGS_FILE_VARIABLE = "WHATSAPP_SETTINGS_FILE"
+DEFAULT_ENV = "development"
+PRODUCTION = "production"
+REDACTED = "***"
+
+KIB = 1024
+MIB = 1024 * KIB
+
+PROVIDERS = ("meta", "twilio", "waha", "bridge")
+_SECTIONS = ("server", *PROVIDERS)
+_OTHER_KEYS = ("plugins", "store", "state_file", "snapshot_interval", "redis_url",
+               "redis_prefix", "event_queue_size")
+_KNOWN_KEYS = frozenset({*MANAGER_KEYS, *_SECTIONS, *_OTHER_KEYS, "env"})
+#: Keys holding secrets: shown as "***", never logged or printed.
+_SECRET_KEYS = frozenset({
+    "redaction_key", "server.admin_token", "meta.app_secret", "meta.verify_token",
+    "meta.access_token", "meta.shared_secret", "twilio.auth_token", "waha.hmac_key",
+    "bridge.secret",
+})
+#: String keys whose environment variable is taken verbatim: dynaconf would turn
+#: ``WHATSAPP_META__VERIFY_TOKEN=0x1F`` into the integer 31.
+_VERBATIM_KEYS = frozenset({
+    "redaction_key", "timezone", "state_file", "redis_url", "redis_prefix",
+    "server.host", "server.webhook_path", "server.admin_token",
+    "meta.app_secret", "meta.verify_token", "meta.access_token", "meta.phone_number_id",
+    "meta.api_base_url", "meta.shared_secret_header", "meta.shared_secret",
+    "twilio.auth_token", "twilio.account_sid", "twilio.public_url", "twilio.api_base_url",
+    "waha.hmac_key", "bridge.secret",
+})
+_SWITCHES = frozenset({ENV_VARIABLE, SETTINGS_FILE_VARIABLE})
+#: Keys dynaconf adds to ``as_dict()`` itself, and our own switch WHATSAPP_SETTINGS_FILE.
+_DYNACONF_KEYS = frozenset({"load_dotenv", "settings_file", "settings_files"})
+
+
+def _is_dynaconf_key(key: str) -> bool:
+    return key in _DYNACONF_KEYS or key.endswith("_for_dynaconf")
+
+
+@dataclass(slots=True, frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    webhook_path: str = "/webhooks"
+    admin_token: str | None = field(default=None, repr=False)
+    max_body_size: int = 3 * MIB
+
+
+@dataclass(slots=True, frozen=True)
+class MetaSettings:
+    """Meta Cloud API, and the BSPs that forward its format (360dialog, Gupshup v3)."""
+
+    enabled: bool = True
+    app_secret: str | None = field(default=None, repr=False)
+    verify_token: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    phone_number_id: str | None = None
+    api_base_url: str = "https://graph.facebook.com/v21.0"
+    #: For a BSP that does not sign with the app secret: a header it sends with a shared value.
+    shared_secret_header: str | None = None
+    shared_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.app_secret is not None or self.shared_secret is not None
+
+
+@dataclass(slots=True, frozen=True)
+class TwilioSettings:
+    enabled: bool = False
+    auth_token: str | None = field(default=None, repr=False)
+    account_sid: str | None = None
+    #: The base URL Twilio calls (scheme, host, optional port): signatures cover it.
+    public_url: str | None = None
+    api_base_url: str = "https://api.twilio.com"
+
+    @property
+    def signed(self) -> bool:
+        return self.auth_token is not None
+
+
+@dataclass(slots=True, frozen=True)
+class WahaSettings:
+    enabled: bool = False
+    hmac_key: str | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.hmac_key is not None
+
+
+@dataclass(slots=True, frozen=True)
+class BridgeSettings:
+    """Acks forwarded by a whatsapp-web.js or Baileys bot."""
+
+    enabled: bool = False
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.secret is not None
+
+
+Provider = MetaSettings | TwilioSettings | WahaSettings | BridgeSettings
+
+
+@dataclass(slots=True, frozen=True, repr=False)
+class Settings:
+    """Everything the plugin reads from configuration, validated; durations in seconds."""
+
+    env: str
+    manager: ManagerOptions
+    server: ServerSettings = field(default_factory=ServerSettings)
+    meta: MetaSettings = field(default_factory=MetaSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    waha: WahaSettings = field(default_factory=WahaSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
+    plugins: tuple[str, ...] = ()
+    store: Literal["memory", "redis"] = "memory"
+    state_file: str | None = None
+    snapshot_interval: float = 300.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "wa-sessions"
+    event_queue_size: int = 10_000
+
+    @classmethod
+    def from_mapping(cls, obj: object, *, env: str | None = None) -> Settings:
+        """Validate a host's settings: a dict (any key case, nested dicts for sub-tables), a
+        dynaconf ``Dynaconf``/``LazySettings`` instance, or any Mapping. The environment is
+        ``env``, else the dynaconf object's current one, else an ``env`` key, else
+        ``WHATSAPP_ENV``, else development. Raises SettingsError with every problem."""
+        if isinstance(obj, Settings):
+            return obj
+        if isinstance(obj, LazySettings):
+            data = _lower_keys(obj.as_dict())
+            if getattr(obj, "ENVIRONMENTS_FOR_DYNACONF", False):
+                env = env or str(obj.current_env)
+        elif isinstance(obj, Mapping):
+            data = _lower_keys(obj)
+        else:
+            raise TypeError(f"settings must be a mapping or a dynaconf object, not {type(obj)!r}")
+        data = {k: v for k, v in data.items() if not _is_dynaconf_key(k)}
+        chosen = env or data.get("env") or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV
+        from plugin.settings.validation import _validate  # it imports this module's dataclasses
+
+        return _validate(data, chosen)
+
+    @property
+    def production(self) -> bool:
+        return self.env == PRODUCTION
+
+    @property
+    def enabled_providers(self) -> tuple[str, ...]:
+        return tuple(name for name in PROVIDERS if self.provider(name).enabled)
+
+    def provider(self, name: str) -> Provider:
+        """The settings of provider ``name`` (meta, twilio, waha, bridge)."""
+        if name not in PROVIDERS:
+            raise KeyError(name)
+        value: Provider = getattr(self, name)
+        return value
+
+    def warnings(self) -> list[str]:
+        """Loud warnings the server logs at start (development allows what production refuses)."""
+        out: list[str] = []
+        path = self.server.webhook_path
+        for name in self.enabled_providers:
+            if not self.provider(name).signed:
+                out.append(
+                    f"UNSIGNED WEBHOOKS ACCEPTED for provider {name}: {_SECRET_OF[name]} is not "
+                    f"set, so anyone who reaches POST {path}/{name} can inject receipts "
+                    f"(allowed in {self.env} only; production refuses to start)"
+                )
+        if self.meta.enabled and self.meta.verify_token is None:
+            out.append(f"meta.verify_token is not set: the Meta verification handshake "
+                       f"(GET {path}/meta) will be refused")
+        if self.twilio.enabled and self.twilio.signed and self.twilio.public_url is None:
+            out.append("twilio.public_url is not set: Twilio signs the public URL it calls, so "
+                       "signatures are checked against the URL each request arrived on, which "
+                       "differs behind a proxy")
+        if self.production and self.manager.redact_recipients and not self.manager.redaction_key:
+            out.append("redaction_key is empty: recipient hashes use a random key per process, "
+                       "so they change at each restart and differ between replicas; set "
+                       "WHATSAPP_REDACTION_KEY")
+        return out
+
+    def as_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        """Settings spelled as settings values (durations as strings); secrets as "***" unless
+        ``redact=False``. Without redaction the result loads back through ``from_mapping``."""
+        out: dict[str, Any] = {"env": self.env, **self.manager.as_settings()}
+        out["redaction_key"] = self.manager.redaction_key
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
+        out["server"]["max_body_size"] = _format_size(self.server.max_body_size)
+        out.update(
+            plugins=list(self.plugins), store=self.store, state_file=self.state_file,
+            snapshot_interval=format_duration(self.snapshot_interval), redis_url=self.redis_url,
+            redis_prefix=self.redis_prefix, event_queue_size=self.event_queue_size,
+        )
+        if redact:
+            for dotted in _SECRET_KEYS:
+                head, _, tail = dotted.rpartition(".")
+                table = out[head] if head else out
+                if table[tail]:
+                    table[tail] = REDACTED
+            out["redis_url"] = _redact_url(self.redis_url)
+        return out
+
+    def redacted(self) -> dict[str, Any]:
+        """``as_dict()`` with secrets shown as "***": the only form fit for printing."""
+        return self.as_dict(redact=True)
+
+    def __repr__(self) -> str:
+        return f"Settings({self.redacted()!r})"
+
+
+_SECRET_OF = {"meta": "meta.app_secret", "twilio": "twilio.auth_token",
+              "waha": "waha.hmac_key", "bridge": "bridge.secret"}
+
+
+def load_settings(
+    settings_file: str | os.PathLike[str] | None = None, *, env: str | None = None
+) -> Settings:
+    """Load ``settings_file`` (default ``$WHATSAPP_SETTINGS_FILE``, else ``./settings.toml``) and
+    ``.secrets.toml`` beside it, in environment ``env`` (default ``$WHATSAPP_ENV``, else
+    development), with ``WHATSAPP_*`` environment variables on top. Raises SettingsError."""
+    path, named = _settings_path(settings_file)
+    if not path.is_file():
+        if named:
+            raise SettingsError([SettingProblem("settings_file", str(path), "an existing file")])
+        log.info("no %s: using defaults and WHATSAPP_* environment variables", path)
+    files = [p for p in (path, path.with_name(".secrets.toml")) if p.is_file()]
+    problems: list[SettingProblem] = []
+    environments = {DEFAULT_ENV, PRODUCTION}
+    for file in files:
+        environments |= _toml_environments(file, problems)
+    chosen = (env or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV).strip().lower()
+    if chosen not in environments - {"default", "global"}:
+        problems.append(SettingProblem(
+            "env", chosen, f"one of {', '.join(sorted(environments - {'default', 'global'}))} "
+            f"(set by {ENV_VARIABLE}; an environment is a table of the settings file)"))
+    if problems:
+        raise SettingsError(problems)
+    # A new instance per call: dynaconf reads the files when it is built.
+    dyn = Dynaconf(
+        envvar_prefix=ENVVAR_PREFIX, settings_files=[str(p) for p in files], environments=True,
+        env_switcher=ENV_VARIABLE, force_env=chosen, merge_enabled=True, load_dotenv=False,
+        includes=[], preload=[], loaders=[],
+    )
+    verbatim = _apply_environment(dyn, problems)
+    data = _lower_keys(dyn.as_dict())
+    for dotted, raw in verbatim.items():
+        head, _, tail = dotted.rpartition(".")
+        table = data.setdefault(head, {}) if head else data
+        if isinstance(table, dict):
+            table[tail] = raw
+    try:
+        settings = Settings.from_mapping(data, env=chosen)
+    except SettingsError as exc:
+        raise SettingsError(problems + exc.problems) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def _settings_path(settings_file: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """The settings file to read, and whether it was named (then it must exist)."""
+    named = settings_file if settings_file is not None else os.environ.get(SETTINGS_FILE_VARIABLE)
+    return Path(named or "settings.toml").expanduser().resolve(), bool(named)
+
+
+def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, str]:
+    """Set ``WHATSAPP_*`` variables on ``dyn`` as dynaconf's own loader would (values read as
+    TOML, ``__`` for nesting, merged into tables); return the text keys, kept verbatim. Done
+    here, not by dynaconf's loader, so that a token such as ``0x1F`` or ``@x`` is not parsed
+    and that dynaconf's unprefixed ``DYNACONF_*`` variables are not read."""
+    verbatim: dict[str, str] = {}
+    for name, raw in sorted(os.environ.items()):
+        if not name.startswith(f"{ENVVAR_PREFIX}_") or name in _SWITCHES:
+            continue
+        key = name.removeprefix(f"{ENVVAR_PREFIX}_")
+        dotted = key.lower().replace("__", ".")
+        if dotted in _VERBATIM_KEYS:
+            verbatim[dotted] = raw
+            continue
+        try:
+            dyn.set(key, boolean_fix(raw), tomlfy=True)
+        except Exception as exc:  # dynaconf's parse errors (@int, @json, @format…) share no base
+            shown = REDACTED if dotted in _SECRET_KEYS else raw
+            problems.append(SettingProblem(
+                dotted, shown, f"a value dynaconf can parse from {name} ({type(exc).__name__})"))
+    return verbatim
+
+
+def check_config_command(args: argparse.Namespace) -> int:
+    """``wa-sessions check-config``: print a summary and return 0; SettingsError propagates."""
+    settings = load_settings(getattr(args, "settings", None))
+    for warning in settings.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    shown = settings.redacted()
+    path, _ = _settings_path(getattr(args, "settings", None))
+    source = str(path) if path.is_file() else "no settings file: defaults"
+    lines = [f"settings OK (env={settings.env}, profile={settings.manager.profile})",
+             f"read from: {source} + WHATSAPP_* environment variables", "manager:"]
+    lines += [f"  {key} = {_toml(value)}" for key, value in settings.manager.as_settings().items()]
+    lines.append(f"  redaction_key = {_toml(shown['redaction_key'])}")
+    server = settings.server
+    lines.append(
+        f"server: {server.host}:{server.port}, webhooks under {server.webhook_path}, "
+        f"max body {_format_size(server.max_body_size)}, admin token "
+        + ("set" if server.admin_token else "not set (admin routes answer loopback only)"))
+    providers = [f"{name} ({'signed' if settings.provider(name).signed else 'UNSIGNED'})"
+                 for name in settings.enabled_providers]
+    lines.append(f"providers: {', '.join(providers) or 'none'}")
+    lines.append(f"plugins: {', '.join(settings.plugins) or 'none'}")
+    store = f"store: {settings.store}"
+    if settings.store == "redis":
+        store += f" ({shown['redis_url']}, prefix {settings.redis_prefix!r})"
+    if settings.state_file:
+        store += (f", snapshots to {settings.state_file} "
+                  f"every {format_duration(settings.snapshot_interval)}")
+    lines.append(store)
+    lines.append(f"event queue: {settings.event_queue_size} events")
+    from plugin.core.manager import MessageSessionManager  # the CLI only: settings stay light
+
+    bound = MessageSessionManager(options=settings.manager).memory_bound_bytes()
+    lines.append(f"memory bound (in-process manager, from these options): {bound / 1e6:.1f} MB")
+    print("\n".join(lines))
+    return 0
+
+
+def _lower_keys(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """Keys in lower case at every level (dynaconf upper-cases top-level and env-var keys)."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = str(key).lower()
+        if isinstance(item, Mapping):
+            item = _lower_keys(item)
+            if isinstance(out.get(name), dict):
+                item = {**out[name], **item}
+        out[name] = item
+    return out
+
+
+def _toml_environments(path: Path, problems: list[SettingProblem]) -> set[str]:
+    """The environment tables of a settings file; keys outside them would be silently ignored by
+    dynaconf, so they are problems here."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        problems.append(SettingProblem("settings_file", str(path), f"valid TOML ({exc})"))
+        return set()
+    envs: set[str] = set()
+    for key, value in document.items():
+        if isinstance(value, dict) and key.lower() not in _KNOWN_KEYS:
+            envs.add(key.lower())
+        else:
+            problems.append(SettingProblem(
+                key, REDACTED if key in _SECRET_KEYS else value,
+                f"inside an environment table of {path.name}, e.g. [default] or [default.{key}]"))
+    return envs
+
+
+def _format_size(size: int) -> str:
+    for unit, factor in (("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", KIB)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)

@@ -1,0 +1,288 @@
+"""Validation of settings: every problem at once, not just the first. Each bad value becomes a
+:class:`SettingProblem` (secrets shown as "***") and its default stands in so that checking goes
+on; :class:`SettingsError` then carries them all."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from plugin.core.durations import DURATION_HELP, format_duration, parse_duration
+from plugin.core.errors import SettingProblem, SettingsError
+from plugin.core.options import MANAGER_KEYS, ManagerOptions, resolve_options
+from plugin.settings.loading import (
+    _KNOWN_KEYS,
+    _SECRET_KEYS,
+    DEFAULT_ENV,
+    KIB,
+    MIB,
+    REDACTED,
+    BridgeSettings,
+    MetaSettings,
+    ServerSettings,
+    Settings,
+    TwilioSettings,
+    WahaSettings,
+)
+
+# The logger of plugin.settings.loading, as before the split: hosts and tests filter on that name.
+log = logging.getLogger("plugin.settings.loading")
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": KIB, "mb": 1000**2, "mib": MIB, "gb": 1000**3,
+               "gib": 1024 * MIB}
+_SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
+_MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?$")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def _validate(data: dict[str, Any], env: object) -> Settings:
+    problems: list[SettingProblem] = []
+    if not isinstance(env, str) or not _ENV_NAME.match(env.strip().lower()):
+        problems.append(SettingProblem("env", env, "an environment name like development"))
+        env = DEFAULT_ENV
+    env = env.strip().lower()
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        log.warning("unknown settings ignored: %s", ", ".join(map(_with_hint, unknown)))
+
+    manager: ManagerOptions | None = None
+    try:
+        manager = resolve_options({k: data[k] for k in MANAGER_KEYS if k in data})
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+
+    top = _Reader("", data, problems)
+    s = top.section("server")
+    server = ServerSettings(
+        host=s.text("host", "127.0.0.1", required=True) or "127.0.0.1",
+        port=s.integer("port", 8080, 0, 65535),
+        webhook_path=s.path("webhook_path", "/webhooks"),
+        admin_token=s.text("admin_token"),
+        max_body_size=s.size("max_body_size", 3 * MIB),
+    )
+    m = top.section("meta")
+    meta = MetaSettings(
+        app_secret=m.text("app_secret"), verify_token=m.text("verify_token"),
+        access_token=m.text("access_token"), phone_number_id=m.text("phone_number_id"),
+        api_base_url=m.url("api_base_url", "https://graph.facebook.com/v21.0") or "",
+        shared_secret_header=m.text("shared_secret_header"), shared_secret=m.text("shared_secret"),
+    )
+    meta = _with_enabled(meta, m.flag("enabled", True))
+    if (meta.shared_secret is None) != (meta.shared_secret_header is None):
+        missing = "shared_secret" if meta.shared_secret is None else "shared_secret_header"
+        problems.append(SettingProblem(f"meta.{missing}", None,
+                                       "set together with the other of the pair"))
+    t = top.section("twilio")
+    twilio = TwilioSettings(
+        auth_token=t.text("auth_token"), account_sid=t.text("account_sid"),
+        public_url=t.url("public_url", None),
+        api_base_url=t.url("api_base_url", "https://api.twilio.com") or "",
+    )
+    twilio = _with_enabled(twilio, t.flag("enabled", False))
+    w = top.section("waha")
+    waha = _with_enabled(WahaSettings(hmac_key=w.text("hmac_key")), w.flag("enabled", False))
+    b = top.section("bridge")
+    bridge = _with_enabled(BridgeSettings(secret=b.text("secret")), b.flag("enabled", False))
+
+    store = str(data.get("store", "memory")).strip().lower()
+    if store not in ("memory", "redis"):
+        problems.append(SettingProblem("store", data.get("store"), '"memory" or "redis"'))
+        store = "memory"
+    redis_url = top.url("redis_url", "redis://127.0.0.1:6379/0",
+                        schemes=("redis", "rediss", "unix")) or ""
+    prefix = top.text("redis_prefix", "wa-sessions", required=True) or "wa-sessions"
+    if re.search(r"\s", prefix):
+        problems.append(SettingProblem("redis_prefix", prefix, "a string without spaces"))
+    settings = Settings(
+        env=env,
+        manager=manager or resolve_options(),
+        server=server, meta=meta, twilio=twilio, waha=waha, bridge=bridge,
+        plugins=top.module_paths("plugins"),
+        store="redis" if store == "redis" else "memory",
+        state_file=top.text("state_file"),
+        snapshot_interval=top.duration("snapshot_interval", 300.0, 1.0, 86400.0),
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
+    )
+    if settings.production:
+        problems.extend(_production_problems(settings))
+    if problems:
+        raise SettingsError([_hide_secret(p) for p in problems])
+    return settings
+
+
+def _production_problems(settings: Settings) -> list[SettingProblem]:
+    need = "required in production; set it from the environment"
+    out: list[SettingProblem] = []
+    if settings.server.admin_token is None:
+        out.append(SettingProblem("server.admin_token", None,
+                                  f"a token ({need}: WHATSAPP_SERVER__ADMIN_TOKEN)"))
+    if settings.meta.enabled and not settings.meta.signed:
+        out.append(SettingProblem(
+            "meta.app_secret", None,
+            f"a secret while [meta] is enabled ({need}: WHATSAPP_META__APP_SECRET; a BSP that "
+            "does not sign may use meta.shared_secret_header + meta.shared_secret instead)"))
+    if settings.meta.enabled and settings.meta.verify_token is None:
+        out.append(SettingProblem("meta.verify_token", None,
+                                  f"a token while [meta] is enabled ({need}: "
+                                  "WHATSAPP_META__VERIFY_TOKEN)"))
+    for name, key in (("twilio", "auth_token"), ("twilio", "public_url"),
+                      ("waha", "hmac_key"), ("bridge", "secret")):
+        provider = settings.provider(name)
+        if provider.enabled and getattr(provider, key) is None:
+            variable = f"WHATSAPP_{name.upper()}__{key.upper()}"
+            out.append(SettingProblem(f"{name}.{key}", None,
+                                      f"a value while [{name}] is enabled ({need}: {variable})"))
+    return out
+
+
+_P = TypeVar("_P", MetaSettings, TwilioSettings, WahaSettings, BridgeSettings)
+
+
+def _with_enabled(provider: _P, flag: bool) -> _P:
+    """A provider is enabled when ``enabled = true`` or its secret is set."""
+    return replace(provider, enabled=flag or provider.signed)
+
+
+class _Reader:
+    """Reads typed values from one table, recording a problem (and using the default) for each
+    bad value so that validation goes on and reports everything."""
+
+    def __init__(self, name: str, data: Mapping[str, Any], problems: list[SettingProblem]):
+        self.name, self.data, self.problems = name, data, problems
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def fail(self, key: str, accepted: str) -> None:
+        self.problems.append(SettingProblem(self.key(key), self.data.get(key), accepted))
+
+    def section(self, key: str) -> _Reader:
+        value = self.data.get(key, {})
+        if not isinstance(value, Mapping):
+            self.fail(key, "a table of settings")
+            value = {}
+        for extra in sorted(set(value) - {f.name for f in fields(_TABLES[key])}):
+            log.warning("unknown setting ignored: %s.%s", key, extra)
+        return _Reader(self.key(key), value, self.problems)
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # tokens and ids are strings, even when they look like numbers
+        if value is None or value == "":
+            if required and key in self.data:
+                self.fail(key, "a non-empty string")
+            return default
+        if not isinstance(value, str):
+            self.fail(key, "a string")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
+            return False
+        if isinstance(value, bool):
+            return value
+        self.fail(key, "true or false")
+        return default
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, f"an integer from {low} to {high}")
+            return default
+        return value
+
+    def duration(self, key: str, default: float, low: float, high: float) -> float:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            self.fail(key, DURATION_HELP)
+            return default
+        if not low <= seconds <= high:
+            self.fail(key, f"a duration from {format_duration(low)} to {format_duration(high)}")
+            return default
+        return seconds
+
+    def size(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        accepted = 'a size from 1KiB to 1GiB: integer bytes, or like "3MiB", "512KiB"'
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        match = _SIZE.match(value) if isinstance(value, str) else None
+        if match and match.group(2).lower() in _SIZE_UNITS:
+            number = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+        if number is None or not KIB <= number <= 1024 * MIB:
+            self.fail(key, accepted)
+            return default
+        return number
+
+    def path(self, key: str, default: str) -> str:
+        value = self.text(key, default) or default
+        trimmed = value.rstrip("/")
+        if not value.startswith("/") or not trimmed or re.search(r"[\s?#]", value):
+            self.fail(key, 'a URL path like "/webhooks" (starts with "/", not just "/")')
+            return default
+        return trimmed
+
+    def url(self, key: str, default: str | None,
+            schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+        value = self.text(key, default)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix") or (
+            parts.query and parts.scheme in ("http", "https")) or parts.fragment:
+            self.fail(key, f"a {' or '.join(schemes)} URL")
+            return default
+        return value.rstrip("/") if parts.scheme in ("http", "https") else value
+
+    def module_paths(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key) or []
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        accepted = 'a list of module paths like ["mybot.audit"]'
+        if not isinstance(value, list | tuple):
+            self.fail(key, accepted)
+            return ()
+        paths: list[str] = []
+        for item in value:
+            if not isinstance(item, str) or not _MODULE_PATH.match(item.strip()):
+                self.problems.append(SettingProblem(self.key(key), item, accepted))
+            elif item.strip() not in paths:
+                paths.append(item.strip())
+        return tuple(paths)
+
+
+_TABLES: dict[str, type] = {"server": ServerSettings, "meta": MetaSettings,
+                            "twilio": TwilioSettings, "waha": WahaSettings,
+                            "bridge": BridgeSettings}
+
+
+def _with_hint(key: str) -> str:
+    """``verify_token`` -> a pointer to ``meta.verify_token`` (hosts often set WHATSAPP_TOKEN-like
+    variables of their own; a misplaced key of ours deserves a hint)."""
+    tables = [name for name, table in _TABLES.items() if key in {f.name for f in fields(table)}]
+    if not tables:
+        return key
+    where = " or ".join(f"{t}.{key} (WHATSAPP_{t.upper()}__{key.upper()})" for t in tables)
+    return f"{key} (did you mean {where}?)"
+
+
+def _hide_secret(problem: SettingProblem) -> SettingProblem:
+    if problem.key in _SECRET_KEYS and problem.value not in (None, ""):
+        return SettingProblem(problem.key, REDACTED, problem.accepted)
+    return problem

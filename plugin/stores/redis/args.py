@@ -1,0 +1,108 @@
+"""How a send or a receipt becomes the arguments of a Redis store script.
+
+Periods and session ids are computed here, in the configured time zone (the scripts never do
+calendar arithmetic); floats travel as ``repr()`` strings; recipients travel as the events show
+them (a keyed hash when redacted), so Redis never holds a phone number unless redaction is off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
+from plugin.core.model import Receipt
+from plugin.core.options import ManagerOptions
+from plugin.core.periods import Period, PeriodCalendar
+
+__all__ = ["ScriptArgs", "valid_id"]
+
+_OFFSET_MAX = (1 << 17) - 1  # seconds since the session's start, as the manager packs them
+_MAX_DIGITS = 15  # E.164
+_ERROR_CODE_LENGTH = 128
+
+
+def valid_id(message_id: object) -> bool:
+    """An id the manager would accept: 1 to 128 ASCII characters."""
+    return (
+        isinstance(message_id, str)
+        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
+        and message_id.isascii()
+    )
+
+
+class ScriptArgs:
+    """Builds script arguments for one store's options; ``key`` is the redaction key."""
+
+    def __init__(self, options: ManagerOptions, key: bytes) -> None:
+        self.options = options
+        self.key = key
+        self.calendar = PeriodCalendar(options.session_period, options.timezone)
+        self._window = options.ack_tracking_window
+        self._period: Period | None = None
+
+    # -- recipients -----------------------------------------------------------------------------
+
+    def _keyed_hash(self, text: str) -> int:
+        digest = hashlib.blake2b(text.encode(), digest_size=8, key=self.key or b"\0").digest()
+        return int.from_bytes(digest) >> 24  # 40 bits, as the manager's
+
+    def redact(self, recipient: str | None) -> str | None:
+        if not recipient:
+            return None
+        return f"~{self._keyed_hash(recipient):010x}"
+
+    def recipient_field(self, recipient: str | None) -> str:
+        """The recipient as events show it (what the manager decodes from its packed record)."""
+        if not recipient:
+            return ""
+        if self.options.redact_recipients:
+            return f"~{self._keyed_hash(recipient) or 1:010x}"
+        if recipient.isdigit() and len(recipient) <= _MAX_DIGITS and recipient[0] != "0":
+            return recipient
+        return f"~{self._keyed_hash(recipient):010x}"
+
+    # -- arguments ------------------------------------------------------------------------------
+
+    def _period_of(self, moment: float) -> Period:
+        period = self._period
+        if period is None or not period.start <= moment < period.end:
+            period = self._period = self.calendar.period_of(moment)
+        return period
+
+    def header(self, now: float, budget: int) -> list[Any]:
+        """ARGV[1..4] of every script: now, window, cap, how many records it may release."""
+        return [repr(now), repr(self._window), self.options.max_tracked_messages, budget]
+
+    def place(self, moment: float) -> list[Any]:
+        """The session of ``moment``: id, start, end, completion time, offset, sent_at."""
+        period = self._period_of(moment)
+        offset = min(int(moment - period.start), _OFFSET_MAX)
+        complete_at = min(period.end + self._window, period.start + self.options.max_session_age)
+        return [
+            period.session_id, repr(period.start), repr(period.end), repr(complete_at), offset,
+            repr(period.start + offset),
+        ]
+
+    def track(self, message_id: str, recipient: str | None, moment: float, now: float,
+              budget: int) -> list[Any]:
+        return [*self.header(now, budget), message_id, *self.place(moment),
+                self.recipient_field(recipient)]
+
+    def receipt(self, receipt: Receipt, now: float, budget: int) -> list[Any]:
+        ts = receipt.timestamp
+        effective = now if ts is None else min(float(ts), now)
+        valid = valid_id(receipt.message_id)
+        code = receipt.error.code if receipt.error is not None and receipt.error.code else ""
+        return [
+            *self.header(now, budget),
+            receipt.message_id if valid else "",
+            int(receipt.status),
+            "" if ts is None else repr(float(ts)),
+            repr(effective),
+            *self.place(effective),
+            self.recipient_field(receipt.recipient),
+            str(code)[:_ERROR_CODE_LENGTH],
+            1 if self.options.track_unknown_receipts else 0,
+            1 if valid else 0,
+        ]

@@ -1,0 +1,441 @@
+"""The Redis store (``store = "redis"``): the manager's semantics, shared by every replica.
+
+Same public methods as :class:`~plugin.core.manager.MessageSessionManager`, but coroutines. Periods
+and session ids are computed here (:class:`~plugin.core.periods.PeriodCalendar`); every receipt and
+every send is one Lua script (:mod:`plugin.stores.redis.scripts`), so it is applied atomically in
+one round trip and no race between replicas can double-count, lose a status or move a message down
+the ladder. Script arguments are built by :mod:`plugin.stores.redis.args`, the views by
+:mod:`plugin.stores.redis.views`, the lease is :mod:`plugin.stores.redis.lease`.
+
+Key layout (``B`` = ``{redis_prefix}``, a hash tag, so a cluster keeps every key in one slot),
+and how each structure is bounded:
+
+* ``B:m:<id>`` hash (session id, status, sent_at, recipient as events show it): one per tracked
+  message, at most ``max_tracked_messages`` (over the cap the oldest is evicted in the same
+  script). TTL ``sent_at + 2 * window``: the window, plus one window of grace for the expiry
+  index to count it before Redis drops it.
+* ``B:o:<sid>`` sorted set: the session's record ids by send time (score ``offset * 2**32 + seq``:
+  send order within a second), the index that makes expiry *counted* (pending → expired, a
+  ``message expired`` event) and eviction oldest-first. Same TTL as its session.
+* ``B:s:<sid>`` hash: start, end, complete_at, the funnel counters, receipt outcomes
+  (``o:…``) and error tallies (``x:<code>``, at most 32 codes + ``other``). TTL
+  ``end + 2 * window``. ``B:sessions`` (by start) and ``B:due`` (by completion time) sorted
+  sets list the active sessions: at most ``max_active_sessions()`` plus those due.
+* ``B:tombs`` sorted set: released ids by release time, dropped after one window, at most
+  ``max_tracked_messages`` (oldest first), the key itself expiring two windows after the last
+  release.
+* ``B:history`` list of summary JSON, newest first, ``LTRIM``-ed to ``max_history_size``.
+* ``B:meta`` hash: record count, receipt outcomes since start, peaks, eviction total, last
+  cleanup. ``B:redaction-key``: the shared key of recipient hashes when ``redaction_key`` is
+  not set (so every replica hashes a number alike). ``B:lease``: the cleanup lease.
+
+Expiry runs in three places: a few records per script (lazily, so counts advance without a
+timer), in batches by ``cleanup()``, and by the TTLs as a safety net (an index entry whose record
+Redis dropped first is counted as ``lost_records`` in the debug view). Session completion and
+cleanup run under a lease (``SET NX PX`` + a token checked on release), so one replica at a time
+completes a session and ``session completed`` fires once across the fleet; the last step of a
+completion is itself atomic, so even a lease that expired mid-way cannot complete a session twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from plugin.core.errors import StoreUnavailable
+from plugin.core.manager import EventEmitter, EventSink
+from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
+from plugin.core.model import (
+    CleanupReport,
+    MessageExpired,
+    Outcome,
+    Receipt,
+    Status,
+    StatusChange,
+)
+from plugin.core.options import ManagerOptions, resolve_options
+from plugin.stores.redis import scripts as redis_scripts
+from plugin.stores.redis.args import ScriptArgs, valid_id
+from plugin.stores.redis.lease import Lease
+from plugin.stores.redis.views import all_stats, debug_info, parse_views, summary_of
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("plugin.stores.redis.store")
+
+_OUTCOMES = tuple(Outcome)
+_STATUSES = tuple(Status)
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RedisStore(EventEmitter):
+    """Tracks sent messages and their receipts in Redis, shared by every replica.
+
+    ``RedisStore(url, prefix, **options, clock=time.time)``; ``await store.connect()`` before use
+    and ``await store.close()`` after.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "wa-sessions",
+        *,
+        clock: Callable[[], float] = time.time,
+        events: EventSink | None = None,
+        options: ManagerOptions | None = None,
+        lease_ttl: float = 30.0,
+        batch_size: int = 1000,
+        lazy_budget: int = 32,
+        max_connections: int = 64,
+        **settings: Any,
+    ) -> None:
+        if options is not None and settings:
+            raise TypeError("pass either options= or individual settings, not both")
+        self.options = options if options is not None else resolve_options(settings)
+        self.url = url
+        self.prefix = prefix
+        self.lease_ttl = lease_ttl
+        self.max_connections = max_connections
+        self._base = "{" + prefix + "}"
+        self._clock = clock
+        self._window = self.options.ack_tracking_window
+        self._args = ScriptArgs(self.options, self.options.redaction_key.encode()[:64])
+        self._batch = batch_size
+        self._budget = lazy_budget
+        self._redis: aioredis.Redis | None = None
+        self._due = -math.inf  # when a session may next be due for completion
+        self._due_retry = -math.inf
+        EventEmitter.__init__(self)
+        if events is not None:
+            self.attach_events(events)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> RedisStore:
+        """Build from a loaded ``Settings`` (its options, ``redis_url`` and ``redis_prefix``)."""
+        options = getattr(settings, "manager", None)
+        if not isinstance(options, ManagerOptions):
+            raise TypeError(f"cannot build a Redis store from {type(settings).__name__}")
+        return cls(settings.redis_url, settings.redis_prefix, options=options, **kwargs)
+
+    # -- connection -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unavailable at {_redact_url(self.url)}: {exc}") from exc
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("RedisStore is not connected: await store.connect() first")
+        return self._redis
+
+    async def connect(self) -> None:
+        """Connect and check Redis answers; StoreUnavailable (naming the URL without its
+        password) when it does not."""
+        # A burst of webhooks waits for one of max_connections instead of failing; one
+        # immediate retry replaces a connection Redis closed (a restart); when Redis is down
+        # the request fails fast and the webhook answers 503.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=self.max_connections,
+            timeout=10.0,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=10.0,
+            health_check_interval=30,
+            retry=Retry(NoBackoff(), 1),
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        try:
+            with self._unavailable():
+                await client.ping()
+                if not self._args.key:
+                    key_name = self._base + ":redaction-key"
+                    await client.set(key_name, secrets.token_hex(16), nx=True)
+                    self._args.key = str(await client.get(key_name)).encode()
+        except BaseException:
+            await client.aclose()
+            await pool.disconnect()
+            raise
+        self._redis = client
+        self._track = client.register_script(redis_scripts.TRACK)
+        self._receipt = client.register_script(redis_scripts.RECEIPT)
+        self._expire = client.register_script(redis_scripts.EXPIRE)
+        self._complete = client.register_script(redis_scripts.COMPLETE)
+        self._views = client.register_script(redis_scripts.VIEWS)
+        self.lease = Lease(client, self._base + ":lease", self.lease_ttl)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            await self._redis.connection_pool.disconnect()
+            self._redis = None
+
+    # -- events and recipients ------------------------------------------------------------------
+
+    def redact(self, recipient: str | None) -> str | None:
+        """The keyed hash that logs, summaries and events carry instead of a phone number."""
+        return self._args.redact(recipient)
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def _note_due(self, value: Any) -> None:
+        self._due = float(value) if value not in ("", None) else math.inf
+
+    def _announce_released(self, flat: Sequence[Any]) -> None:
+        if self._on_expired is None:
+            return
+        for i in range(0, len(flat), 6):
+            message_id, session_id, status, recipient, sent_at, reason = flat[i : i + 6]
+            self._on_expired(MessageExpired(
+                message_id=message_id,
+                session_id=session_id,
+                status=_STATUSES[int(status)],
+                recipient=recipient or None,
+                sent_at=float(sent_at),
+                reason=reason,
+            ))
+
+    def _receipt_done(self, receipt: Receipt, reply: Sequence[Any], now: float) -> Outcome:
+        code, due, session_id, old, new, _sent_at, recipient = reply[:7]
+        self._note_due(due)
+        self._announce_released(reply[7:])
+        outcome = _OUTCOMES[int(code)]
+        if self._on_status is not None and outcome in (Outcome.APPLIED, Outcome.ADOPTED):
+            self._on_status(StatusChange(
+                message_id=receipt.message_id,
+                session_id=session_id,
+                old_status=None if old == "" else _STATUSES[int(old)],
+                new_status=_STATUSES[int(new)],
+                outcome=outcome,
+                recipient=recipient or None,
+                provider=receipt.provider,
+                timestamp=now if receipt.timestamp is None else receipt.timestamp,
+                error=receipt.error,
+            ))
+        return outcome
+
+    # -- public API -----------------------------------------------------------------------------
+
+    async def track_sent(
+        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+    ) -> bool:
+        """Start tracking a message this replica sent. False if it was already tracked, or its
+        session has already completed."""
+        if not valid_id(message_id):
+            raise ValueError(
+                f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} ASCII characters: "
+                f"{message_id!r:.80}"
+            )
+        now = self._clock()
+        await self._run_due(now)
+        moment = now if sent_at is None else min(float(sent_at), now)
+        args = self._args.track(message_id, recipient, moment, now, self._budget)
+        with self._unavailable():
+            reply = await self._track(keys=[self._base], args=args)
+        self._note_due(reply[1])
+        self._announce_released(reply[2:])
+        return bool(int(reply[0]))
+
+    async def apply_receipt(self, receipt: Receipt) -> Outcome:
+        """Apply one receipt atomically; return its one outcome."""
+        now = self._clock()
+        await self._run_due(now)
+        with self._unavailable():
+            args = self._args.receipt(receipt, now, self._budget)
+            reply = await self._receipt(keys=[self._base], args=args)
+        return self._receipt_done(receipt, reply, now)
+
+    async def apply_receipts(self, receipts: Sequence[Receipt]) -> list[Outcome]:
+        """Apply a batch in one round trip (pipelined); each receipt is still atomic."""
+        if not receipts:
+            return []
+        now = self._clock()
+        await self._run_due(now)
+        with self._unavailable():
+            try:
+                replies = await self._pipelined(receipts, now)
+            except NoScriptError:  # Redis forgot the script between its check and the batch
+                replies = await self._pipelined(receipts, now)
+        return [
+            self._receipt_done(receipt, reply, now)
+            for receipt, reply in zip(receipts, replies, strict=True)
+        ]
+
+    async def _pipelined(self, receipts: Sequence[Receipt], now: float) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for receipt in receipts:
+                args = self._args.receipt(receipt, now, self._budget)
+                await self._receipt(keys=[self._base], args=args, client=pipe)
+            return list(await pipe.execute())
+
+    async def cleanup(self, now: float | None = None) -> CleanupReport | None:
+        """Complete due sessions, release expired records and tombstones, trim history. None
+        when another replica holds the lease (it is doing this work)."""
+        now = self._clock() if now is None else now
+        token = await self._acquire_lease()
+        if token is None:
+            return None
+        try:
+            # Windows that ended before a completion first, so they count as expired by window.
+            expired, dropped = await self._expire_all(now, token)
+            completed, trimmed, at_completion = await self._complete_due(now, token)
+            with self._unavailable():
+                await self.redis.hset(self._base + ":meta", "last_cleanup", repr(now))
+                remaining = await self.redis.llen(self._base + ":history")
+        finally:
+            await self._release_lease(token)
+        report = CleanupReport(
+            at=now,
+            expired_messages=expired + at_completion,
+            completed_sessions=tuple(completed),
+            history_trimmed=trimmed,
+            remaining_history=remaining if self.options.history_limit > 0 else 0,
+            tombstones_dropped=dropped,
+        )
+        log.info(
+            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
+            report.history_trimmed, report.remaining_history,
+        )
+        if self._events is not None:
+            self._events.cleanup_completed(report)
+        return report
+
+    # -- lease, completion, expiry --------------------------------------------------------------
+
+    async def _acquire_lease(self) -> str | None:
+        with self._unavailable():
+            return await self.lease.acquire()
+
+    async def _renew_lease(self, token: str) -> bool:
+        with self._unavailable():
+            return await self.lease.renew(token)
+
+    async def _release_lease(self, token: str) -> None:
+        with contextlib.suppress(StoreUnavailable), self._unavailable():
+            await self.lease.release(token)
+
+    async def _run_due(self, now: float) -> None:
+        """Complete sessions due by ``now`` before serving (as the manager does), when this
+        replica gets the lease; otherwise the scripts still treat due sessions as completed."""
+        if now < self._due or now < self._due_retry:
+            return
+        token = await self._acquire_lease()
+        if token is None:
+            self._due_retry = now + 1.0
+            return
+        try:
+            await self._expire_all(now, token)
+            await self._complete_due(now, token)
+        finally:
+            await self._release_lease(token)
+
+    async def _settle(self, now: float) -> None:
+        """Completion and expiry due by ``now``, exactly, before a view reports (best effort:
+        skipped while another replica holds the lease)."""
+        token = await self._acquire_lease()
+        if token is None:
+            return
+        try:
+            await self._expire_all(now, token)
+            await self._complete_due(now, token)
+        finally:
+            await self._release_lease(token)
+
+    async def _complete_due(self, now: float, token: str) -> tuple[list[str], int, int]:
+        """Complete every session due by ``now``: (their ids, history trimmed, pending records
+        that expired with them)."""
+        opts = self.options
+        completed: list[str] = []
+        trimmed = expired = 0
+        with self._unavailable():
+            due = await self.redis.zrangebyscore(self._base + ":due", "-inf", now)
+        for session_id in due:
+            cleared = 0
+            while True:
+                args = [*self._args.header(now, self._batch), session_id, opts.history_limit]
+                with self._unavailable():
+                    reply = await self._complete(keys=[self._base], args=args)
+                state, released, trim, summary_json = reply[:4]
+                cleared += int(released)
+                expired += (len(reply) - 4) // 6
+                self._announce_released(reply[4:])
+                if state != "more" or not await self._renew_lease(token):
+                    break
+            if state == "done":
+                trimmed += int(trim)
+                completed.append(str(session_id))
+                self._completed(json.loads(summary_json), cleared)
+        with self._unavailable():
+            first = await self.redis.zrange(self._base + ":due", 0, 0, withscores=True)
+        self._due = float(first[0][1]) if first else math.inf
+        self._due_retry = -math.inf
+        return completed, trimmed, expired
+
+    def _completed(self, fields: dict[str, str], cleared: int) -> None:
+        summary = summary_of(fields)
+        log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
+        log.info("Session completed and moved to history (date=%s)", summary.session_id)
+        if self._events is not None:
+            self._events.session_completed(summary)
+
+    async def _expire_all(self, now: float, token: str) -> tuple[int, int]:
+        """Release every record whose window is over: (pending ones that expired, tombstones
+        dropped)."""
+        expired = dropped = 0
+        while True:
+            with self._unavailable():
+                reply = await self._expire(
+                    keys=[self._base], args=self._args.header(now, self._batch)
+                )
+            expired += (len(reply) - 2) // 6
+            dropped += int(reply[1])
+            self._announce_released(reply[2:])
+            if int(reply[0]) < self._batch or not await self._renew_lease(token):
+                return expired, dropped
+
+    # -- views ----------------------------------------------------------------------------------
+
+    async def _read_views(self) -> dict[str, Any]:
+        await self._settle(self._clock())
+        with self._unavailable():
+            return parse_views(await self._views(keys=[self._base], args=[]))
+
+    async def get_all_stats(self) -> dict[str, Any]:
+        return all_stats(await self._read_views(), self.options)
+
+    async def get_debug_info(self) -> dict[str, Any]:
+        return debug_info(
+            await self._read_views(), self.options, hook_errors=self.hook_errors,
+            max_sessions=self.max_active_sessions(), prefix=self.prefix,
+        )
+
+    def max_active_sessions(self) -> int:
+        """Most sessions that can be active at once with these options (as the manager)."""
+        opts = self.options
+        lifetime = min(opts.session_period + opts.ack_tracking_window, opts.max_session_age)
+        daylight_saving = 0 if self._args.calendar.fixed_offset else 1
+        return math.ceil(lifetime / opts.session_period) + daylight_saving

@@ -1,0 +1,155 @@
+"""The Redis store's views: ``get_all_stats()`` and ``get_debug_info()`` shaped exactly as the
+in-memory manager's, from one atomic read of the keys (the ``VIEWS`` script), and the estimate
+of the memory the keys can take in Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
+from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
+from plugin.core.options import ManagerOptions
+from plugin.core.views import manager_stats
+
+__all__ = [
+    "PROCESS_BOUND_BYTES",
+    "all_stats",
+    "debug_info",
+    "parse_views",
+    "redis_memory_bound_bytes",
+    "summary_of",
+]
+
+#: What a process holds for the store: options, scripts, caches; the state is in Redis.
+PROCESS_BOUND_BYTES = 256 * 1024
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, Any]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []  # cjson writes an empty array as {}
+
+
+def parse_views(raw: str) -> dict[str, Any]:
+    """The VIEWS script's JSON: sessions as field dicts (oldest first), meta, history, tombs."""
+    data: dict[str, Any] = json.loads(raw)
+    sessions = [(_pairs(fields), int(tracked)) for fields, tracked in _list(data.get("sessions"))]
+    sessions.sort(key=lambda entry: float(entry[0]["start"]))
+    return {
+        "sessions": sessions,
+        "meta": _pairs(_list(data.get("meta"))),
+        "history": [json.loads(item) for item in reversed(_list(data.get("history")))],
+        "tombstones": int(data.get("tombstones", 0)),
+    }
+
+
+def summary_of(fields: Mapping[str, str]) -> SessionSummary:
+    """A completed session's summary from its hash fields (plus ``completed_at``)."""
+    return SessionSummary(
+        session_id=fields["session_id"],
+        started_at=float(fields["start"]),
+        ended_at=float(fields["end"]),
+        completed_at=float(fields["completed_at"]),
+        counters={key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
+        receipts={key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        errors={k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+    )
+
+
+def _session_stats(fields: Mapping[str, str], tracked: int) -> dict[str, Any]:
+    return {
+        "session_id": fields["session_id"],
+        "started_at": float(fields["start"]),
+        "ends_at": float(fields["end"]),
+        "completes_at": float(fields["complete_at"]),
+        "tracked_messages": tracked,
+        **{key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
+        "receipts": {key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        "errors": {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+    }
+
+
+def _history(data: dict[str, Any], options: ManagerOptions) -> list[SessionSummary]:
+    if options.history_limit <= 0:
+        return []
+    return [summary_of(fields) for fields in data["history"]]
+
+
+def all_stats(data: dict[str, Any], options: ManagerOptions) -> dict[str, Any]:
+    """``get_all_stats()`` of parsed views."""
+    meta = data["meta"]
+    sessions = [_session_stats(fields, tracked) for fields, tracked in data["sessions"]]
+    history = _history(data, options)
+    summary: dict[str, Any] = {
+        "active_sessions": len(sessions),
+        "historical_sessions": len(history),
+        "tracked_messages": int(meta.get("tracked", 0)),
+        **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
+        "receipts": {key: int(meta.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+    }
+    return {"summary": summary, "sessions": sessions, "history": [h.as_dict() for h in history]}
+
+
+def debug_info(
+    data: dict[str, Any], options: ManagerOptions, *, hook_errors: int, max_sessions: int,
+    prefix: str,
+) -> dict[str, Any]:
+    """``get_debug_info()`` of parsed views: the manager's keys, then the Redis-side ones."""
+    meta = data["meta"]
+    opts = options
+    history_size = len(_history(data, options))
+    last_cleanup = meta.get("last_cleanup")
+    stats = manager_stats(
+        opts,
+        active_sessions=[fields["session_id"] for fields, _ in data["sessions"]],
+        history_size=history_size,
+        tracked_messages=int(meta.get("tracked", 0)),
+        memory_bound_bytes=PROCESS_BOUND_BYTES,
+        hook_errors=hook_errors,
+        tombstones=data["tombstones"],
+        evicted_total=int(meta.get("evicted_total", 0)),
+        max_active_sessions=max_sessions,
+        last_cleanup_at=None if last_cleanup is None else float(last_cleanup),
+        peaks={
+            "active_sessions": int(meta.get("peak_sessions", 0)),
+            "tracked_messages": int(meta.get("peak_tracked", 0)),
+            "history_size": history_size,
+        },
+    )
+    return {
+        "manager_stats": {
+            **stats,
+            # Redis-side: where the state lives and its bound.
+            "store": "redis",
+            "redis_prefix": prefix,
+            "redis_memory_bound_bytes": redis_memory_bound_bytes(
+                opts, max_sessions, len(prefix) + 2
+            ),
+            "lost_records": int(meta.get("lost", 0)),
+        }
+    }
+
+
+# Redis's own overhead per key and per sorted-set member, generously rounded (jemalloc classes,
+# dict entries, the expires table); measured with MEMORY USAGE on Redis 7.
+_KEY_OVERHEAD = 96
+_RECORD_FIELDS = 96  # listpack of s, st, t, r
+_ZSET_MEMBER = 96  # skiplist node + dict entry, besides the member string
+_SESSION_BYTES = 4096 + 32 * (128 + 32)
+_SUMMARY_BYTES = 2048 + 32 * (128 + 32)
+
+
+def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_length: int) -> int:
+    """An estimate of the most memory the store's keys can take in Redis at the caps."""
+    cap = options.max_tracked_messages
+    id_bytes = MAX_MESSAGE_ID_LENGTH + 16
+    record = _KEY_OVERHEAD + base_length + 3 + id_bytes + _RECORD_FIELDS + 32
+    index = _ZSET_MEMBER + id_bytes
+    tombstones = cap * (_ZSET_MEMBER + id_bytes)
+    sessions = (max_sessions + 1) * _SESSION_BYTES
+    history = options.history_limit * _SUMMARY_BYTES
+    return cap * (record + index) + tombstones + sessions + history
