@@ -67,9 +67,9 @@ class WhatsAppClient:
 
     ``plugins`` (a plugin manager from :func:`plugin.hooks.plugins.make_plugin_manager`)
     supplies the send middlewares, the tracking among them, and the ``whatsapp_send_failed``
-    hook; without it messages are sent but not tracked. Use ``async with`` or :meth:`close` when the client
-    owns its session; an application built by ``create_app()``/``setup()`` closes it on
-    shutdown.
+    hook; without it messages are sent but not tracked. Use ``async with`` or :meth:`close`
+    when the client owns its session; an application built by ``create_app()``/``setup()``
+    closes it on shutdown.
     """
 
     def __init__(

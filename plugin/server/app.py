@@ -4,9 +4,9 @@ routes and background task onto a bot's existing one, and ``wa-sessions serve``.
 What each part does lives in its own module: :mod:`plugin.server.webhooks` (provider routes),
 :mod:`plugin.server.receive` (the receive pipeline), :mod:`plugin.server.admin` (stats, debug,
 metrics, healthz), :mod:`plugin.server.metrics`, :mod:`plugin.client` (sending). This module
-wires them to one application and runs its lifecycle: at start-up the receive pipeline is built (every plugin is
-registered by then), hook events are dispatched from a background task and the periodic cleanup
-starts; on shutdown a final cleanup runs and every queued event is delivered.
+wires them to one application and runs its lifecycle: at start-up the receive pipeline is
+built (every plugin is registered by then), hook events are dispatched from a background task
+and the periodic cleanup starts; on shutdown a final cleanup runs and every queued event is delivered.
 """
 
 from __future__ import annotations
