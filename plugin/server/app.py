@@ -6,7 +6,8 @@ What each part does lives in its own module: :mod:`plugin.server.webhooks` (prov
 metrics, healthz), :mod:`plugin.server.metrics`, :mod:`plugin.client` (sending). This module
 wires them to one application and runs its lifecycle: at start-up the receive pipeline is
 built (every plugin is registered by then), hook events are dispatched from a background task
-and the periodic cleanup starts; on shutdown a final cleanup runs and every queued event is delivered.
+and the periodic cleanup starts; on shutdown a final cleanup runs and every queued event is
+delivered.
 """
 
 from __future__ import annotations
