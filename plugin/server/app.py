@@ -106,7 +106,10 @@ def setup(
         manager = build_store(resolved, clock=clock or time.time)
     if plugins is None:
         plugins = make_plugin_manager(manager, resolved.plugins, entry_points=entry_points)
-    events = HookEvents(plugins, manager, max_queue=resolved.event_queue_size)
+    events = HookEvents(
+        plugins, manager, max_queue=resolved.event_queue_size,
+        hook_timeout=resolved.hook_timeout, shutdown_timeout=resolved.shutdown_timeout,
+    )
     if client is None:
         client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=manager)
     webhooks = restored.get("webhooks")
@@ -148,7 +151,7 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
     if isinstance(manager, RedisStore):
         await manager.connect()  # StoreUnavailable (naming the URL) stops the start-up
     runtime.events.attach(manager)
-    runtime.pipeline = ReceivePipeline(runtime.plugins, manager, runtime.client)
+    runtime.pipeline = ReceivePipeline(runtime.plugins, manager, runtime.client, runtime.events)
     await runtime.events.start()
     interval = manager.options.cleanup_interval
     task = asyncio.get_running_loop().create_task(

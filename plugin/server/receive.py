@@ -17,7 +17,7 @@ from adapters.base import ParseResult
 from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import InboundMessage, Outcome
-from plugin.hooks.events import call_hook
+from plugin.hooks.events import HookEvents, call_hook
 from plugin.hooks.pipeline import Handler, Middleware, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.hooks.tracking import SessionTrackingPlugin
@@ -51,6 +51,9 @@ class ReceivePipeline:
     Built once (at application start-up, when every plugin is registered). When the built-in
     tracking is the only receive middleware, receipts go straight to the manager: the same
     effect as the chain, without a coroutine and a dict per receipt.
+
+    Backpressure: whenever ``events`` holds ``max_queue`` hook events, the next receipt waits
+    for room (the events are never dropped; the provider's request just takes longer).
     """
 
     def __init__(
@@ -58,26 +61,34 @@ class ReceivePipeline:
         plugins: pluggy.PluginManager,
         manager: Store,
         client: WhatsAppClient | None = None,
+        events: HookEvents | None = None,
     ) -> None:
         self.plugins = plugins
         self.manager = manager
         self.client = client
+        self.events = events
+        self.hook_timeout = events.hook_timeout if events is not None else None
         middlewares = collect_middlewares(plugins).receive_middlewares
         self.fast = _only_tracking(middlewares, manager)
         self._chain: Handler = build_chain(middlewares, self._deliver)
 
     async def run(self, result: ParseResult, provider: str, outcomes: dict[Outcome, int]) -> None:
         """Process every receipt and inbound message of ``result``; count receipt outcomes."""
+        events = self.events
         if self.fast:
             if isinstance(self.manager, RedisStore):  # one round trip for the whole batch
+                if events is not None:
+                    await events.room()
                 for each in await self.manager.apply_receipts(result.receipts):
                     outcomes[each] += 1
             else:
-                self._apply_all(self.manager, result, outcomes)
+                await self._apply_all(self.manager, result, outcomes)
             for message in result.inbound:
                 await self._deliver(message, {})
             return
         for event in (*result.receipts, *result.inbound):
+            if events is not None:
+                await events.room()
             data: dict[str, Any] = {"provider": provider, "client": self.client}
             try:
                 await self._chain(event, data)
@@ -90,16 +101,22 @@ class ReceivePipeline:
             if outcome is not None:
                 outcomes[outcome] += 1
 
-    def _apply_all(
+    async def _apply_all(
         self, manager: MessageSessionManager, result: ParseResult, outcomes: dict[Outcome, int]
     ) -> None:
         apply = manager.apply_receipt
         receipts = iter(result.receipts)
+        events = self.events
         while True:
+            if events is not None:
+                await events.room()
             try:
                 for receipt in receipts:
                     outcomes[apply(receipt)] += 1
-                return
+                    if events is not None and events.full:
+                        break  # wait for room before the next receipt
+                else:
+                    return
             except Exception:  # the chain would isolate it too: go on with the next receipt
                 log.exception("applying a receipt failed")
                 self.manager.record_hook_error()
@@ -113,5 +130,6 @@ class ReceivePipeline:
                 "whatsapp_message_received",
                 {"message": event, "client": self.client},
                 self.manager.record_hook_error,
+                self.hook_timeout,
             )
         return data.get("outcome")
