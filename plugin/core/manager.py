@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
+from plugin.core.failures import sum_failures
 from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH, RECIPIENT_CACHE_SIZE, memory_bound_bytes
 from plugin.core.model import (
     COUNTER_KEYS,
@@ -684,9 +685,11 @@ class MessageSessionManager(EventEmitter):
             **dict(zip(COUNTER_KEYS, totals, strict=True)),
             "receipts": dict(zip(OUTCOME_KEYS, self._receipts, strict=True)),
         }
+        sessions = [s.stats() for s in self._sessions]
+        summary["failures"] = sum_failures(s["failures"] for s in sessions)
         return {
             "summary": summary,
-            "sessions": [s.stats() for s in self._sessions],
+            "sessions": sessions,
             "history": [h.as_dict() for h in self.history],
         }
 

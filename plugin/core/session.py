@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from plugin.core.failures import failures_by_kind
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 
 __all__ = ["MAX_ERROR_CODES", "MessageSession"]
@@ -56,6 +57,7 @@ class MessageSession:
             **dict(zip(COUNTER_KEYS, self.counters, strict=True)),
             "receipts": dict(zip(OUTCOME_KEYS, self.receipts, strict=True)),
             "errors": dict(self.errors),
+            "failures": failures_by_kind(self.errors),
         }
 
     def summary(self, completed_at: float) -> SessionSummary:

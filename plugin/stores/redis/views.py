@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from plugin.core.failures import failures_by_kind, sum_failures
 from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
@@ -61,6 +62,7 @@ def summary_of(fields: Mapping[str, str]) -> SessionSummary:
 
 
 def _session_stats(fields: Mapping[str, str], tracked: int) -> dict[str, Any]:
+    errors = {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")}
     return {
         "session_id": fields["session_id"],
         "started_at": float(fields["start"]),
@@ -69,7 +71,8 @@ def _session_stats(fields: Mapping[str, str], tracked: int) -> dict[str, Any]:
         "tracked_messages": tracked,
         **{key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
         "receipts": {key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
-        "errors": {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+        "errors": errors,
+        "failures": failures_by_kind(errors),
     }
 
 
@@ -90,6 +93,7 @@ def all_stats(data: dict[str, Any], options: ManagerOptions) -> dict[str, Any]:
         "tracked_messages": int(meta.get("tracked", 0)),
         **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
         "receipts": {key: int(meta.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        "failures": sum_failures(s["failures"] for s in sessions),
     }
     return {"summary": summary, "sessions": sessions, "history": [h.as_dict() for h in history]}
 
