@@ -15,14 +15,12 @@ import pluggy
 
 from adapters.base import ParseResult
 from plugin.core.errors import StoreUnavailable
-from plugin.core.manager import MessageSessionManager
 from plugin.core.model import InboundMessage, Outcome
 from plugin.hooks.events import HookEvents, call_hook
 from plugin.hooks.pipeline import Handler, Middleware, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.hooks.tracking import SessionTrackingPlugin
 from plugin.stores.base import Store
-from plugin.stores.redis.store import RedisStore
 
 if TYPE_CHECKING:
     from plugin.client import WhatsAppClient
@@ -30,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["ReceivePipeline"]
 
 log = logging.getLogger("plugin.server.receive")
+
+#: Receipts applied between two checks for room in the event queue (backpressure), at most;
+#: a quarter of the queue when that is less, so one slice overshoots it by at most that much.
+SLICE = 256
 
 
 def _only_tracking(middlewares: list[Middleware], manager: Store) -> bool:
@@ -52,8 +54,8 @@ class ReceivePipeline:
     tracking is the only receive middleware, receipts go straight to the manager: the same
     effect as the chain, without a coroutine and a dict per receipt.
 
-    Backpressure: whenever ``events`` holds ``max_queue`` hook events, the next receipt waits
-    for room (the events are never dropped; the provider's request just takes longer).
+    Backpressure: when ``events`` holds ``event_queue_size`` hook events, the next slice of
+    receipts waits for room (events are never dropped; the provider's request takes longer).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class ReceivePipeline:
         self.client = client
         self.events = events
         self.hook_timeout = events.hook_timeout if events is not None else None
+        self.slice = SLICE if events is None else max(1, min(SLICE, events.max_queue // 4))
         middlewares = collect_middlewares(plugins).receive_middlewares
         self.fast = _only_tracking(middlewares, manager)
         self._chain: Handler = build_chain(middlewares, self._deliver)
@@ -76,13 +79,14 @@ class ReceivePipeline:
         """Process every receipt and inbound message of ``result``; count receipt outcomes."""
         events = self.events
         if self.fast:
-            if isinstance(self.manager, RedisStore):  # one round trip for the whole batch
+            receipts, size = result.receipts, self.slice
+            # One call (one round trip for Redis) per slice of the batch, room permitting.
+            for first in range(0, len(receipts), size):
                 if events is not None:
                     await events.room()
-                for each in await self.manager.apply_receipts(result.receipts):
+                chunk = receipts if len(receipts) <= size else receipts[first:first + size]
+                for each in await self.manager.apply_receipts(chunk):
                     outcomes[each] += 1
-            else:
-                await self._apply_all(self.manager, result, outcomes)
             for message in result.inbound:
                 await self._deliver(message, {})
             return
@@ -100,26 +104,6 @@ class ReceivePipeline:
             outcome = data.get("outcome")
             if outcome is not None:
                 outcomes[outcome] += 1
-
-    async def _apply_all(
-        self, manager: MessageSessionManager, result: ParseResult, outcomes: dict[Outcome, int]
-    ) -> None:
-        apply = manager.apply_receipt
-        receipts = iter(result.receipts)
-        events = self.events
-        while True:
-            if events is not None:
-                await events.room()
-            try:
-                for receipt in receipts:
-                    outcomes[apply(receipt)] += 1
-                    if events is not None and events.full:
-                        break  # wait for room before the next receipt
-                else:
-                    return
-            except Exception:  # the chain would isolate it too: go on with the next receipt
-                log.exception("applying a receipt failed")
-                self.manager.record_hook_error()
 
     async def _deliver(self, event: Any, data: dict[str, Any]) -> Any:
         """The innermost handler: receipts were applied by the tracking middleware; inbound
