@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from plugin.core.failures import failures_by_kind, sum_failures
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
 
@@ -32,6 +33,7 @@ def session_stats(
         **counters,
         "receipts": dict(receipts),
         "errors": dict(errors),
+        "failures": failures_by_kind(errors),
     }
 
 
@@ -54,6 +56,7 @@ def all_stats(
         "tracked_messages": tracked_messages,
         **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
         "receipts": outcomes,
+        "failures": sum_failures(s["failures"] for s in sessions),
     }
     history_view = [h.as_dict() for h in history]
     return {"summary": summary, "sessions": list(sessions), "history": history_view}
