@@ -110,6 +110,7 @@ class HookEvents:
         self.lost = 0  # events still queued when stop() gave up (shutdown_timeout)
         self.delivered = 0  # events dispatched by the background task
         self.peak = 0  # most events ever waiting at once
+        self.waits = 0  # times a producer waited for room
         self._queue: deque[tuple[str, Any]] = deque()
         self._wakeup: asyncio.Event | None = None  # set when the queue gets an event
         self._drained: asyncio.Event | None = None  # set when the queue is empty and idle
@@ -162,6 +163,10 @@ class HookEvents:
         """Return once fewer than ``max_queue`` events wait (at once when not queueing)."""
         while self.full:
             assert self._room is not None
+            self.waits += 1
+            if self.waits == 1 or self.waits % 1000 == 0:
+                log.warning("event queue full (%d events): producers wait for the hook "
+                            "subscribers (%d waits so far)", self.max_queue, self.waits)
             self._room.clear()
             await self._room.wait()
 
