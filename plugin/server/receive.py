@@ -4,6 +4,11 @@ then to its destination (receipts to the manager through the tracking plugin, in
 
 A middleware or hook that raises is logged and counted in the manager's ``hook_errors``; the
 other events of the request still run and the provider still gets its 200.
+
+Every parsed receipt ends in exactly one place: an outcome (``outcomes``), ``stopped`` (a
+middleware returned without passing it on) or ``errors`` (applying it raised; logged and
+counted, the rest of the batch still applied). Adapters validate every field, so ``errors``
+stays 0 unless something is wrong inside: ``parsed = outcomes + stopped + errors`` always.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from plugin.hooks.events import call_hook
 from plugin.hooks.pipeline import Handler, Middleware, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.hooks.tracking import SessionTrackingPlugin
+from plugin.server.runtime import WebhookCounters
 from plugin.stores.base import Store
 from plugin.stores.redis.store import RedisStore
 
@@ -66,19 +72,25 @@ class ReceivePipeline:
         self.fast = _only_tracking(middlewares, manager)
         self._chain: Handler = build_chain(middlewares, self._deliver)
 
-    async def run(self, result: ParseResult, provider: str, outcomes: dict[Outcome, int]) -> None:
-        """Process every receipt and inbound message of ``result``; count receipt outcomes."""
+    async def run(
+        self, result: ParseResult, provider: str, counters: WebhookCounters
+    ) -> None:
+        """Process every receipt and inbound message of ``result``; count where each receipt
+        ends (an outcome, ``stopped`` or ``errors``)."""
+        outcomes = counters.outcomes
         if self.fast:
             if isinstance(self.manager, RedisStore):  # one round trip for the whole batch
                 for each in await self.manager.apply_receipts(result.receipts):
                     outcomes[each] += 1
             else:
-                self._apply_all(self.manager, result, outcomes)
+                counters.errors += self._apply_all(self.manager, result, outcomes)
             for message in result.inbound:
                 await self._deliver(message, {})
             return
-        for event in (*result.receipts, *result.inbound):
+        receipts = len(result.receipts)
+        for index, event in enumerate((*result.receipts, *result.inbound)):
             data: dict[str, Any] = {"provider": provider, "client": self.client}
+            failed = False
             try:
                 await self._chain(event, data)
             except StoreUnavailable:  # the webhook answers 503: the provider retries later
@@ -86,23 +98,32 @@ class ReceivePipeline:
             except Exception:
                 log.exception("receive middleware failed on a %s event", provider)
                 self.manager.record_hook_error()
+                failed = True
             outcome = data.get("outcome")
             if outcome is not None:
                 outcomes[outcome] += 1
+            elif index < receipts:  # a receipt that got no outcome
+                if failed:
+                    counters.errors += 1
+                else:
+                    counters.stopped += 1
 
     def _apply_all(
         self, manager: MessageSessionManager, result: ParseResult, outcomes: dict[Outcome, int]
-    ) -> None:
+    ) -> int:
+        """Apply every receipt; the number that raised (each logged, the rest applied)."""
         apply = manager.apply_receipt
         receipts = iter(result.receipts)
+        failures = 0
         while True:
             try:
                 for receipt in receipts:
                     outcomes[apply(receipt)] += 1
-                return
+                return failures
             except Exception:  # the chain would isolate it too: go on with the next receipt
                 log.exception("applying a receipt failed")
                 self.manager.record_hook_error()
+                failures += 1
 
     async def _deliver(self, event: Any, data: dict[str, Any]) -> Any:
         """The innermost handler: receipts were applied by the tracking middleware; inbound
