@@ -17,6 +17,7 @@ from aiohttp import StreamReader, web
 from adapters import bridge, meta, twilio, waha
 from adapters.base import AdapterError, ParseResult, WebhookRequest
 from plugin.core.errors import StoreUnavailable
+from plugin.server.protocol_log import quiet_protocol_errors
 from plugin.server.runtime import Runtime, WebhookCounters
 
 __all__ = ["BodyTooLarge", "BodyTooSlow", "WebhookRoutes", "read_body"]
@@ -100,6 +101,7 @@ class WebhookRoutes:
 
     def add_to(self, app: web.Application) -> None:
         """Add the route of every enabled provider."""
+        quiet_protocol_errors()
         base = self.runtime.settings.server.webhook_path
         parsers: dict[str, _Parse] = {
             "meta": self._parse_meta,
