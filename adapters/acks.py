@@ -5,7 +5,7 @@ whatsapp-web.js ``MessageAck`` (WAHA uses it for every engine): -1 ERROR → fai
 queued, 1 SERVER → sent, 2 DEVICE → delivered, 3 READ → read, 4 PLAYED → played. Baileys
 ``WAMessageStatus`` is that number + 1 (0 ERROR … 5 PLAYED).
 
-Ids are tracked by their message key (:func:`plugin.core.ids.message_key`): an ack for
+Ids are tracked by their message key (:func:`plugin.core.records.message_key`): an ack for
 ``true_16505551234@c.us_3EB0…`` and one for ``true_123456789012345@lid_3EB0…`` are both about
 ``3EB0…``. The chat of a serialized id still names the recipient when the ack carries no other.
 """
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.base import ParseResult, epoch_seconds, is_message_id, recipient_number
-from plugin.core.ids import message_key
 from plugin.core.model import Receipt, ReceiptError, Status
+from plugin.core.records import message_key
 
 __all__ = [
     "ACK_ERROR",

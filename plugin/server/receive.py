@@ -20,15 +20,13 @@ import pluggy
 
 from adapters.base import ParseResult
 from plugin.core.errors import StoreUnavailable
-from plugin.core.manager import MessageSessionManager
-from plugin.core.model import InboundMessage, Outcome
+from plugin.core.model import InboundMessage
 from plugin.hooks.events import call_hook
 from plugin.hooks.pipeline import Handler, Middleware, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.hooks.tracking import SessionTrackingPlugin
 from plugin.server.runtime import WebhookCounters
 from plugin.stores.base import Store
-from plugin.stores.redis.store import RedisStore
 
 if TYPE_CHECKING:
     from plugin.client import WhatsAppClient
@@ -79,11 +77,13 @@ class ReceivePipeline:
         ends (an outcome, ``stopped`` or ``errors``)."""
         outcomes = counters.outcomes
         if self.fast:
-            if isinstance(self.manager, RedisStore):  # one round trip for the whole batch
-                for each in await self.manager.apply_receipts(result.receipts):
+            if result.receipts:  # one call (one round trip for Redis) for the whole batch
+                applied = await self.manager.apply_receipts(result.receipts)
+                for each in applied:
                     outcomes[each] += 1
-            else:
-                counters.errors += self._apply_all(self.manager, result, outcomes)
+                # A store gives one outcome per receipt it applied; one that raised is logged
+                # and left out by the store (the rest of the batch applied): count it here.
+                counters.errors += len(result.receipts) - len(applied)
             for message in result.inbound:
                 await self._deliver(message, {})
             return
@@ -107,23 +107,6 @@ class ReceivePipeline:
                     counters.errors += 1
                 else:
                     counters.stopped += 1
-
-    def _apply_all(
-        self, manager: MessageSessionManager, result: ParseResult, outcomes: dict[Outcome, int]
-    ) -> int:
-        """Apply every receipt; the number that raised (each logged, the rest applied)."""
-        apply = manager.apply_receipt
-        receipts = iter(result.receipts)
-        failures = 0
-        while True:
-            try:
-                for receipt in receipts:
-                    outcomes[apply(receipt)] += 1
-                return failures
-            except Exception:  # the chain would isolate it too: go on with the next receipt
-                log.exception("applying a receipt failed")
-                self.manager.record_hook_error()
-                failures += 1
 
     async def _deliver(self, event: Any, data: dict[str, Any]) -> Any:
         """The innermost handler: receipts were applied by the tracking middleware; inbound

@@ -16,7 +16,6 @@ from aiohttp import StreamReader, web
 
 from adapters import bridge, meta, twilio, waha
 from adapters.base import AdapterError, ParseResult, WebhookRequest
-from plugin.core.errors import StoreUnavailable
 from plugin.server.protocol_log import quiet_protocol_errors
 from plugin.server.runtime import Runtime, WebhookCounters
 
@@ -140,12 +139,8 @@ class WebhookRoutes:
             pipeline = runtime.pipeline
             if pipeline is None:  # not started: an app used without its start-up signals
                 raise web.HTTPServiceUnavailable(text="the WhatsApp plugin is not started")
-            try:
-                await pipeline.run(result, provider, counters)
-            except StoreUnavailable as exc:  # nothing is lost: the provider retries the batch
-                log.error("%s webhook: store unavailable, answering 503: %s", provider, exc)
-                return web.Response(status=503, text="store unavailable, retry later",
-                                    headers={"Retry-After": "5"})
+            # StoreUnavailable becomes 503 (plugin.server.errors): the provider retries the batch.
+            await pipeline.run(result, provider, counters)
             return web.Response(text="OK")
 
         receive.__name__ = f"{provider}_webhook"

@@ -1,5 +1,5 @@
 """The field rules every adapter applies before handing anything on, and the message-key rule
-(plugin/core/ids.py) the adapters and the send path share."""
+(plugin/core/records.py) the adapters and the send path share."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from adapters.base import (
     recipient_number,
     verify_hex_hmac,
 )
-from plugin.core.ids import message_key
+from plugin.core.records import message_key
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,9 +56,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from plugin.core.emitter import EventEmitter, EventSink
 from plugin.core.errors import StoreUnavailable
-from plugin.core.manager import EventEmitter, EventSink
-from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
+from plugin.core.memory_bound import max_active_sessions
 from plugin.core.model import (
     CleanupReport,
     MessageExpired,
@@ -68,10 +68,17 @@ from plugin.core.model import (
     StatusChange,
 )
 from plugin.core.options import ManagerOptions, resolve_options
+from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 from plugin.stores.redis import scripts as redis_scripts
 from plugin.stores.redis.args import ScriptArgs, valid_id
 from plugin.stores.redis.lease import Lease
-from plugin.stores.redis.views import all_stats, debug_info, parse_views, summary_of
+from plugin.stores.redis.views import (
+    PROCESS_BOUND_BYTES,
+    all_stats,
+    debug_info,
+    parse_views,
+    summary_of,
+)
 
 __all__ = ["RedisStore"]
 
@@ -187,6 +194,28 @@ class RedisStore(EventEmitter):
         self._complete = client.register_script(redis_scripts.COMPLETE)
         self._views = client.register_script(redis_scripts.VIEWS)
         self.lease = Lease(client, self._base + ":lease", self.lease_ttl)
+
+    async def start(self) -> None:
+        """The Store protocol's start: :meth:`connect`."""
+        await self.connect()
+
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        return []
+
+    async def ready(self) -> bool:
+        """True when Redis answers a PING."""
+        if self._redis is None:
+            return False
+        try:
+            with self._unavailable():
+                await self._redis.ping()
+        except StoreUnavailable:
+            return False
+        return True
+
+    def memory_bound_bytes(self) -> int:
+        """What this process holds for the store; the state's own bound is Redis-side."""
+        return PROCESS_BOUND_BYTES
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -435,7 +464,4 @@ class RedisStore(EventEmitter):
 
     def max_active_sessions(self) -> int:
         """Most sessions that can be active at once with these options (as the manager)."""
-        opts = self.options
-        lifetime = min(opts.session_period + opts.ack_tracking_window, opts.max_session_age)
-        daylight_saving = 0 if self._args.calendar.fixed_offset else 1
-        return math.ceil(lifetime / opts.session_period) + daylight_saving
+        return max_active_sessions(self.options, self._args.calendar.fixed_offset)
