@@ -1,5 +1,5 @@
 """Admin routes: ``/sessions`` (the status page), ``/sessions/stats``, ``/sessions/debug``,
-``/metrics`` (guarded) and ``/healthz`` (open).
+``/metrics`` (guarded), ``/healthz`` and ``/readyz`` (open).
 
 With ``server.admin_token`` set, the guarded routes need ``Authorization: Bearer <token>`` or
 HTTP Basic with the token as password (any user name, so a browser can prompt for it), from
@@ -26,11 +26,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from prometheus_client.registry import CollectorRegistry
 
-from plugin.core.errors import StoreUnavailable
 from plugin.server.metrics import CONTENT_TYPE, render
 from plugin.server.runtime import Runtime
 from plugin.server.status_page import TEMPLATES_KEY, page_context, setup_templates
-from plugin.stores.base import await_me_maybe
 
 __all__ = ["REALM", "AdminRoutes", "basic_password", "is_loopback"]
 
@@ -92,6 +90,7 @@ class AdminRoutes:
     def add_to(self, app: web.Application) -> None:
         setup_templates(app)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/sessions", self._guarded(self.status_page))
         app.router.add_get("/sessions/stats", self._guarded(self.stats))
         app.router.add_get("/sessions/debug", self._guarded(self.debug))
@@ -139,26 +138,30 @@ class AdminRoutes:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def readyz(self, request: web.Request) -> web.Response:
+        """200 when the store answers and start-up (any restore) finished, else 503."""
+        runtime = self.runtime
+        if not runtime.ready:
+            return web.json_response({"status": "starting"}, status=503)
+        if not await runtime.store.ready():
+            return web.json_response(
+                {"status": "store unavailable"}, status=503, headers={"Retry-After": "5"}
+            )
+        return web.json_response({"status": "ready"})
+
     async def read_stats(self) -> dict[str, Any]:
         """What ``/sessions/stats`` answers (and the status page shows): the store's
         ``get_all_stats()``, which settles what is due first, and the webhook counters."""
-        stats: dict[str, Any] = await await_me_maybe(self.runtime.manager.get_all_stats())
+        stats = await self.runtime.store.get_all_stats()
         stats["webhooks"] = {name: c.as_dict() for name, c in self.runtime.webhooks.items()}
         return stats
 
     async def stats(self, request: web.Request) -> web.Response:
-        try:
-            stats = await self.read_stats()
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
+        stats = await self.read_stats()
         return web.json_response(stats)
 
     async def status_page(self, request: web.Request) -> web.Response:
-        try:
-            stats = await self.read_stats()
-        except StoreUnavailable as exc:
-            return web.Response(status=503, text=f"The store is unavailable: {exc}",
-                                headers={"Retry-After": "5"})
+        stats = await self.read_stats()  # a store error becomes 503 in the middleware
         context = page_context(stats, time.time())
         response = aiohttp_jinja2.render_template(
             "status.html", request, context, app_key=TEMPLATES_KEY
@@ -171,21 +174,13 @@ class AdminRoutes:
         return response
 
     async def debug(self, request: web.Request) -> web.Response:
-        try:
-            return web.json_response(await await_me_maybe(self.runtime.manager.get_debug_info()))
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
+        return web.json_response(await self.runtime.store.get_debug_info())
 
     async def metrics(self, request: web.Request) -> web.Response:
-        manager = self.runtime.manager
+        store = self.runtime.store
         try:  # the collector is synchronous: read the store's views first
-            self.runtime.views = (
-                await await_me_maybe(manager.get_debug_info()),
-                await await_me_maybe(manager.get_all_stats()),
-            )
+            self.runtime.views = (await store.get_debug_info(), await store.get_all_stats())
             body = render(self.registry)
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
         finally:
             self.runtime.views = None
         response = web.Response(body=body)
