@@ -3,11 +3,12 @@
 
 With ``server.admin_token`` set, the guarded routes need ``Authorization: Bearer <token>`` or
 HTTP Basic with the token as password (any user name, so a browser can prompt for it), from
-loopback too (compared in constant time). No credential, or a wrong Basic password, gets 401
-with both challenges (``Bearer`` and ``Basic realm="wa-sessions"``); a wrong bearer token gets
-403. Without a token they answer loopback clients only: a request that came through a proxy on
-the same host is a loopback request, so keep the token set whenever anything else can reach the
-port.
+loopback too (compared in constant time, as bytes; during a rotation either of the two tokens is
+accepted; a header that is not ASCII is refused with 401, never decoded further). No
+credential, or a wrong Basic password, gets 401 with both challenges (``Bearer`` and ``Basic
+realm="wa-sessions"``); a wrong bearer token gets 403. Without a token they answer loopback
+clients only: a request that came through a proxy on the same host is a loopback request, so
+keep the token set whenever anything else can reach the port.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import hmac
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp_jinja2
@@ -50,14 +51,6 @@ def basic_password(credentials: str) -> bytes | None:
     return password if colon else None
 
 
-def _tokens(value: str | Sequence[str] | None) -> tuple[bytes, ...]:
-    """The admin tokens (two during a rotation)."""
-    if not value:
-        return ()
-    values = [value] if isinstance(value, str) else list(value)
-    return tuple(v.encode() for v in values if v)
-
-
 def _challenge(error: str) -> web.Response:
     headers: CIMultiDict[str] = CIMultiDict()
     headers.add("WWW-Authenticate", f'Bearer realm="{REALM}"')
@@ -85,7 +78,8 @@ class AdminRoutes:
     def __init__(self, runtime: Runtime, registry: CollectorRegistry) -> None:
         self.runtime = runtime
         self.registry = registry
-        self._tokens = _tokens(runtime.settings.server.admin_token)
+        tokens = runtime.settings.server.admin_tokens
+        self._tokens = tuple(token.encode("utf-8", "surrogateescape") for token in tokens)
 
     def add_to(self, app: web.Application) -> None:
         setup_templates(app)
@@ -104,7 +98,10 @@ class AdminRoutes:
             return web.json_response(
                 {"error": "admin routes answer loopback clients only while server.admin_token "
                           "is not set"}, status=403)
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # aiohttp decodes header bytes that are not UTF-8 as surrogates: such a header (or any
+        # other non-ASCII one) is refused as a missing credential, never encoded further.
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ") if header.isascii() else ("", "", "")
         scheme = scheme.lower()
         if scheme == "basic" and given.strip():
             password = basic_password(given)
@@ -114,7 +111,7 @@ class AdminRoutes:
         if scheme != "bearer" or not given.strip():
             return _challenge("missing Authorization: Bearer <server.admin_token> "
                               "(or Basic with the token as password)")
-        if not self._accepts(given.strip().encode()):
+        if not self._accepts(given.strip().encode("ascii")):
             return web.json_response({"error": "wrong admin token"}, status=403)
         return None
 
