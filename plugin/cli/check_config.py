@@ -55,7 +55,9 @@ def summary(settings: Settings, source: str | None, loaded: list[str]) -> list[s
         store += (f", snapshots to {settings.state_file} "
                   f"every {format_duration(settings.snapshot_interval)}")
     lines.append(store)
-    lines.append(f"event queue: {settings.event_queue_size} events")
+    lines.append(f"event queue: {settings.event_queue_size} events, hook calls bounded by "
+                 f"{format_duration(settings.hook_timeout)}, shutdown waits "
+                 f"{format_duration(settings.shutdown_timeout)} for queued events")
     bound = MessageSessionManager(options=settings.manager).memory_bound_bytes()
     lines.append(f"memory bound (in-process manager, from these options): {bound / 1e6:.1f} MB")
     return lines

@@ -103,6 +103,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "wa-sessions"
     event_queue_size: int = 10_000
+    hook_timeout: float = 10.0
+    shutdown_timeout: float = 10.0
 
     @classmethod
     def from_mapping(cls, obj: object, *, env: str | None = None) -> Settings:
@@ -176,6 +178,8 @@ class Settings:
             plugins=list(self.plugins), store=self.store, state_file=self.state_file,
             snapshot_interval=format_duration(self.snapshot_interval), redis_url=self.redis_url,
             redis_prefix=self.redis_prefix, event_queue_size=self.event_queue_size,
+            hook_timeout=format_duration(self.hook_timeout),
+            shutdown_timeout=format_duration(self.shutdown_timeout),
         )
         if redact:
             for dotted in SECRET_KEYS:

@@ -50,7 +50,7 @@ MIB = 1024 * KIB
 PROVIDERS = ("meta", "twilio", "waha", "bridge")
 SECTIONS = ("server", *PROVIDERS)
 OTHER_KEYS = ("plugins", "store", "state_file", "snapshot_interval", "redis_url",
-              "redis_prefix", "event_queue_size")
+              "redis_prefix", "event_queue_size", "hook_timeout", "shutdown_timeout")
 KNOWN_KEYS = frozenset({*MANAGER_KEYS, *SECTIONS, *OTHER_KEYS, "env"})
 #: Keys holding secrets: shown as "***", never logged or printed.
 SECRET_KEYS = frozenset({

@@ -82,6 +82,8 @@ def validate(data: dict[str, Any], env: object, *, own: bool = False) -> dict[st
                           schemes=("redis", "rediss", "unix")) or "",
         redis_prefix=prefix,
         event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
+        hook_timeout=top.duration("hook_timeout", 10.0, 0.001, 3600.0),
+        shutdown_timeout=top.duration("shutdown_timeout", 10.0, 0.0, 3600.0),
     )
     if env == PRODUCTION:
         problems.extend(_production_problems(result))
