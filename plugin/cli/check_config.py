@@ -41,8 +41,10 @@ def summary(settings: Settings, source: str | None, loaded: list[str]) -> list[s
     server = settings.server
     lines.append(
         f"server: {server.host}:{server.port}, webhooks under {server.webhook_path}, "
-        f"max body {format_size(server.max_body_size)}, admin token "
-        + ("set" if server.admin_token else "not set (admin routes answer loopback only)"))
+        f"max body {format_size(server.max_body_size)}, read timeout "
+        f"{format_duration(server.read_timeout)}, admin token "
+        + (("set" if len(server.admin_tokens) < 2 else "set (2 values: rotating)")
+           if server.admin_token else "not set (admin routes answer loopback only)"))
     providers = [f"{name} ({'signed' if settings.provider(name).signed else 'UNSIGNED'})"
                  for name in settings.enabled_providers]
     lines.append(f"providers: {', '.join(providers) or 'none'}")

@@ -38,11 +38,13 @@ from plugin.settings.schema import (
     BridgeSettings,
     MetaSettings,
     Provider,
+    Secret,
     ServerSettings,
     TwilioSettings,
     WahaSettings,
     format_size,
     redact_url,
+    secret_values,
 )
 from plugin.settings.validation import validate
 
@@ -55,11 +57,13 @@ __all__ = [
     "REDACTED",
     "BridgeSettings",
     "MetaSettings",
+    "Secret",
     "ServerSettings",
     "Settings",
     "TwilioSettings",
     "WahaSettings",
     "load_settings",
+    "secret_values",
     "settings_source",
 ]
 
@@ -75,6 +79,8 @@ _VERBATIM_KEYS = frozenset({
     "twilio.auth_token", "twilio.account_sid", "twilio.public_url", "twilio.api_base_url",
     "waha.hmac_key", "bridge.secret",
 })
+#: Secret keys that accept two values during a rotation.
+_ROTATING_KEYS = frozenset({"server.admin_token", "meta.app_secret"})
 _SWITCHES = frozenset({ENV_VARIABLE, SETTINGS_FILE_VARIABLE})
 #: Keys dynaconf adds to ``as_dict()`` itself, and our own switch WHATSAPP_SETTINGS_FILE.
 _DYNACONF_KEYS = frozenset({"load_dotenv", "settings_file", "settings_files"})
@@ -174,6 +180,10 @@ class Settings:
             section = getattr(self, name)
             out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
         out["server"]["max_body_size"] = format_size(self.server.max_body_size)
+        out["server"]["read_timeout"] = format_duration(self.server.read_timeout)
+        for head, tail in (("server", "admin_token"), ("meta", "app_secret")):
+            if isinstance(out[head][tail], tuple):  # a rotation: a list, as settings spell it
+                out[head][tail] = list(out[head][tail])
         out.update(
             plugins=list(self.plugins), store=self.store, state_file=self.state_file,
             snapshot_interval=format_duration(self.snapshot_interval), redis_url=self.redis_url,
@@ -272,7 +282,7 @@ def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, st
         key = name.removeprefix(f"{ENVVAR_PREFIX}_")
         dotted = key.lower().replace("__", ".")
         if dotted in _VERBATIM_KEYS:
-            verbatim[dotted] = raw
+            verbatim[dotted] = _rotation_list(raw) if dotted in _ROTATING_KEYS else raw
             continue
         try:
             dyn.set(key, boolean_fix(raw), tomlfy=True)
@@ -281,6 +291,18 @@ def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, st
             problems.append(SettingProblem(
                 dotted, shown, f"a value dynaconf can parse from {name} ({type(exc).__name__})"))
     return verbatim
+
+
+def _rotation_list(raw: str) -> Any:
+    """A secret variable as given, or the list it spells as a TOML array of strings
+    (``WHATSAPP_META__APP_SECRET='["new", "old"]'`` during a rotation)."""
+    if not raw.lstrip().startswith("["):
+        return raw
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+    return value if all(isinstance(item, str) for item in value) else raw
 
 
 def _lower_keys(value: Mapping[Any, Any]) -> dict[str, Any]:

@@ -27,12 +27,14 @@ __all__ = [
     "BridgeSettings",
     "MetaSettings",
     "Provider",
+    "Secret",
     "ServerSettings",
     "TwilioSettings",
     "WahaSettings",
     "format_size",
     "looks_secret",
     "redact_url",
+    "secret_values",
     "suggest",
     "table_keys",
 ]
@@ -60,13 +62,31 @@ SECRET_KEYS = frozenset({
 })
 
 
+#: A secret setting: one value, or the two values accepted during a rotation.
+Secret = str | tuple[str, ...]
+
+
+def secret_values(secret: Secret | None) -> tuple[str, ...]:
+    """Every accepted value of a secret setting (none when it is not set)."""
+    if secret is None:
+        return ()
+    return (secret,) if isinstance(secret, str) else secret
+
+
 @dataclass(slots=True, frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     webhook_path: str = "/webhooks"
-    admin_token: str | None = field(default=None, repr=False)
+    #: One token, or two during a rotation (either is accepted; the CLI sends the first).
+    admin_token: Secret | None = field(default=None, repr=False)
     max_body_size: int = 3 * MIB
+    #: A request body that has not fully arrived after this many seconds is refused with 408.
+    read_timeout: float = 30.0
+
+    @property
+    def admin_tokens(self) -> tuple[str, ...]:
+        return secret_values(self.admin_token)
 
 
 @dataclass(slots=True, frozen=True)
@@ -74,7 +94,8 @@ class MetaSettings:
     """Meta Cloud API, and the BSPs that forward its format (360dialog, Gupshup v3)."""
 
     enabled: bool = True
-    app_secret: str | None = field(default=None, repr=False)
+    #: One app secret, or two during a rotation (a signature by either is accepted).
+    app_secret: Secret | None = field(default=None, repr=False)
     verify_token: str | None = field(default=None, repr=False)
     access_token: str | None = field(default=None, repr=False)
     phone_number_id: str | None = None
@@ -86,6 +107,10 @@ class MetaSettings:
     @property
     def signed(self) -> bool:
         return self.app_secret is not None or self.shared_secret is not None
+
+    @property
+    def app_secrets(self) -> tuple[str, ...]:
+        return secret_values(self.app_secret)
 
 
 @dataclass(slots=True, frozen=True)
