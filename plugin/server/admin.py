@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
-from plugin.core.errors import StoreUnavailable
 from plugin.server.metrics import CONTENT_TYPE, render
 from plugin.server.runtime import Runtime
 from plugin.stores.base import await_me_maybe
@@ -91,18 +90,12 @@ class AdminRoutes:
         return web.json_response({"status": "ok"})
 
     async def stats(self, request: web.Request) -> web.Response:
-        try:
-            stats = await await_me_maybe(self.runtime.manager.get_all_stats())
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
+        stats = await await_me_maybe(self.runtime.manager.get_all_stats())
         stats["webhooks"] = {name: c.as_dict() for name, c in self.runtime.webhooks.items()}
         return web.json_response(stats)
 
     async def debug(self, request: web.Request) -> web.Response:
-        try:
-            return web.json_response(await await_me_maybe(self.runtime.manager.get_debug_info()))
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
+        return web.json_response(await await_me_maybe(self.runtime.manager.get_debug_info()))
 
     async def metrics(self, request: web.Request) -> web.Response:
         manager = self.runtime.manager
@@ -112,8 +105,6 @@ class AdminRoutes:
                 await await_me_maybe(manager.get_all_stats()),
             )
             body = render(self.registry)
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
         finally:
             self.runtime.views = None
         response = web.Response(body=body)

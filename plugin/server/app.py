@@ -28,6 +28,7 @@ import pluggy
 from aiohttp import web
 
 from plugin.client import WhatsAppClient
+from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
 from plugin.hooks.events import HookEvents
 from plugin.hooks.plugins import make_plugin_manager
@@ -75,6 +76,23 @@ def _settings(source: Any) -> Settings:
     return Settings.from_mapping(source)
 
 
+@web.middleware
+async def store_errors(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    """The one place a store error becomes an HTTP answer: 503 with ``Retry-After``, on every
+    route (a provider retries the webhook; nothing it sent is lost)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except StoreUnavailable as exc:
+        log.error("%s %s: store unavailable, answering 503: %s", request.method, request.path, exc)
+        return web.json_response(
+            {"error": "store unavailable, retry later", "retry_after": exc.retry_after},
+            status=503, headers={"Retry-After": str(exc.retry_after)},
+        )
+    return response
+
+
 def setup(
     app: web.Application,
     settings: SettingsSource = None,
@@ -119,6 +137,7 @@ def setup(
     app[MANAGER_KEY] = manager
     app[PLUGIN_MANAGER_KEY] = plugins
     app[CLIENT_KEY] = client
+    app.middlewares.append(store_errors)
     WebhookRoutes(runtime).add_to(app)
     AdminRoutes(runtime, make_registry(runtime)).add_to(app)
     app.cleanup_ctx.append(partial(_lifecycle, runtime))

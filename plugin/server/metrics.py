@@ -99,6 +99,13 @@ class RuntimeCollector(Collector):
             f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
             value=stats["evicted_total"],
         )
+        faults = getattr(manager, "fault_counters", None)  # a store method (the Redis store's)
+        lost = faults()["data_lost"] if callable(faults) else 0
+        yield CounterMetricFamily(
+            f"{PREFIX}_store_data_lost",
+            "Times the store found its data gone (Redis restarted without persistence)",
+            value=lost,
+        )
         yield CounterMetricFamily(
             f"{PREFIX}_events_dropped", "Hook events dropped because the event queue was full",
             value=runtime.events.dropped,

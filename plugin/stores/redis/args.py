@@ -3,13 +3,18 @@
 Periods and session ids are computed here, in the configured time zone (the scripts never do
 calendar arithmetic); floats travel as ``repr()`` strings; recipients travel as the events show
 them (a keyed hash when redacted), so Redis never holds a phone number unless redaction is off.
+Message ids too: with ``redact_recipients``, the number of a WhatsApp jid inside an id
+(``true_16505551234@c.us_3EB0…``) is replaced by the same keyed hash before the id names a key
+or fills a sorted set (:meth:`ScriptArgs.stored_id`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
+from plugin.core.manager import _OFFSET_MASK
 from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.core.model import Receipt
 from plugin.core.options import ManagerOptions
@@ -17,9 +22,11 @@ from plugin.core.periods import Period, PeriodCalendar
 
 __all__ = ["ScriptArgs", "valid_id"]
 
-_OFFSET_MAX = (1 << 17) - 1  # seconds since the session's start, as the manager packs them
 _MAX_DIGITS = 15  # E.164
 _ERROR_CODE_LENGTH = 128
+#: The number of a WhatsApp jid inside an id (``true_16505551234@c.us_3EB0…``, a participant
+#: ``16505551234:12@s.whatsapp.net``): a run of digits right before ``@`` or ``:device@``.
+_JID_NUMBER = re.compile(r"\d{5,}(?=(?::\d+)?@)")
 
 
 def valid_id(message_id: object) -> bool:
@@ -62,6 +69,13 @@ class ScriptArgs:
             return recipient
         return f"~{self._keyed_hash(recipient):010x}"
 
+    def stored_id(self, message_id: str) -> str:
+        """The id as Redis keeps it: with redaction, a jid's number becomes its keyed hash (the
+        same for every replica sharing the key, so lookups still match)."""
+        if not self.options.redact_recipients or "@" not in message_id:
+            return message_id
+        return _JID_NUMBER.sub(lambda m: f"~{self._keyed_hash(m.group()):010x}", message_id)
+
     # -- arguments ------------------------------------------------------------------------------
 
     def _period_of(self, moment: float) -> Period:
@@ -77,7 +91,7 @@ class ScriptArgs:
     def place(self, moment: float) -> list[Any]:
         """The session of ``moment``: id, start, end, completion time, offset, sent_at."""
         period = self._period_of(moment)
-        offset = min(int(moment - period.start), _OFFSET_MAX)
+        offset = min(int(moment - period.start), _OFFSET_MASK)
         complete_at = min(period.end + self._window, period.start + self.options.max_session_age)
         return [
             period.session_id, repr(period.start), repr(period.end), repr(complete_at), offset,
@@ -86,23 +100,26 @@ class ScriptArgs:
 
     def track(self, message_id: str, recipient: str | None, moment: float, now: float,
               budget: int) -> list[Any]:
-        return [*self.header(now, budget), message_id, *self.place(moment),
+        return [*self.header(now, budget), self.stored_id(message_id), *self.place(moment),
                 self.recipient_field(recipient)]
 
-    def receipt(self, receipt: Receipt, now: float, budget: int) -> list[Any]:
+    def receipts_header(self, now: float, budget: int, count: int) -> list[Any]:
+        """ARGV[1..6] of a RECEIPT batch of ``count`` receipts."""
+        return [*self.header(now, budget), 1 if self.options.track_unknown_receipts else 0,
+                count]
+
+    def receipt(self, receipt: Receipt, now: float) -> list[Any]:
+        """The RECEIPT_FIELDS arguments of one receipt in a batch."""
         ts = receipt.timestamp
         effective = now if ts is None else min(float(ts), now)
-        valid = valid_id(receipt.message_id)
+        message_id = receipt.message_id
         code = receipt.error.code if receipt.error is not None and receipt.error.code else ""
         return [
-            *self.header(now, budget),
-            receipt.message_id if valid else "",
+            self.stored_id(message_id) if valid_id(message_id) else "",
             int(receipt.status),
             "" if ts is None else repr(float(ts)),
             repr(effective),
             *self.place(effective),
             self.recipient_field(receipt.recipient),
             str(code)[:_ERROR_CODE_LENGTH],
-            1 if self.options.track_unknown_receipts else 0,
-            1 if valid else 0,
         ]
