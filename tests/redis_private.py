@@ -50,7 +50,7 @@ class PrivateRedis:
                 return
             except (redis.RedisError, OSError):
                 if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server on port {self.port} did not start")
+                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
                 time.sleep(0.02)
 
     def kill(self) -> None:

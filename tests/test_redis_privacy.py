@@ -4,8 +4,6 @@ even when message ids are WAHA / whatsapp-web.js serialized ids that embed it.""
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis
 
 from plugin.core.model import Receipt, Status

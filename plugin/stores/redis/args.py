@@ -10,32 +10,27 @@ or fills a sorted set (:meth:`ScriptArgs.stored_id`).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
-from plugin.core.manager import _OFFSET_MASK
-from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.core.model import Receipt
 from plugin.core.options import ManagerOptions
-from plugin.core.periods import Period, PeriodCalendar
+from plugin.core.periods import Period, PeriodCalendar, completion_time
+from plugin.core.records import (
+    MAX_ERROR_CODE_LENGTH,
+    OFFSET_MASK,
+    RecipientCodec,
+    valid_message_id,
+)
 
 __all__ = ["ScriptArgs", "valid_id"]
 
-_MAX_DIGITS = 15  # E.164
-_ERROR_CODE_LENGTH = 128
 #: The number of a WhatsApp jid inside an id (``true_16505551234@c.us_3EB0…``, a participant
 #: ``16505551234:12@s.whatsapp.net``): a run of digits right before ``@`` or ``:device@``.
 _JID_NUMBER = re.compile(r"\d{5,}(?=(?::\d+)?@)")
 
-
-def valid_id(message_id: object) -> bool:
-    """An id the manager would accept: 1 to 128 ASCII characters."""
-    return (
-        isinstance(message_id, str)
-        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
-        and message_id.isascii()
-    )
+#: An id every store accepts (the core's rule).
+valid_id = valid_message_id
 
 
 class ScriptArgs:
@@ -43,38 +38,36 @@ class ScriptArgs:
 
     def __init__(self, options: ManagerOptions, key: bytes) -> None:
         self.options = options
-        self.key = key
+        self._codec = RecipientCodec(key or b"\0", options.redact_recipients)
         self.calendar = PeriodCalendar(options.session_period, options.timezone)
         self._window = options.ack_tracking_window
         self._period: Period | None = None
 
     # -- recipients -----------------------------------------------------------------------------
 
-    def _keyed_hash(self, text: str) -> int:
-        digest = hashlib.blake2b(text.encode(), digest_size=8, key=self.key or b"\0").digest()
-        return int.from_bytes(digest) >> 24  # 40 bits, as the manager's
+    @property
+    def key(self) -> bytes:
+        """The redaction key (empty until the store has one)."""
+        return b"" if self._codec.key == b"\0" else self._codec.key
+
+    @key.setter
+    def key(self, value: bytes) -> None:
+        self._codec = RecipientCodec(value or b"\0", self.options.redact_recipients)
 
     def redact(self, recipient: str | None) -> str | None:
-        if not recipient:
-            return None
-        return f"~{self._keyed_hash(recipient):010x}"
+        return self._codec.redact(recipient)
 
     def recipient_field(self, recipient: str | None) -> str:
         """The recipient as events show it (what the manager decodes from its packed record)."""
-        if not recipient:
-            return ""
-        if self.options.redact_recipients:
-            return f"~{self._keyed_hash(recipient) or 1:010x}"
-        if recipient.isdigit() and len(recipient) <= _MAX_DIGITS and recipient[0] != "0":
-            return recipient
-        return f"~{self._keyed_hash(recipient):010x}"
+        return self._codec.event_text(recipient) or ""
 
     def stored_id(self, message_id: str) -> str:
         """The id as Redis keeps it: with redaction, a jid's number becomes its keyed hash (the
         same for every replica sharing the key, so lookups still match)."""
         if not self.options.redact_recipients or "@" not in message_id:
             return message_id
-        return _JID_NUMBER.sub(lambda m: f"~{self._keyed_hash(m.group()):010x}", message_id)
+        hashed = self._codec.keyed_hash
+        return _JID_NUMBER.sub(lambda m: f"~{hashed(m.group()):010x}", message_id)
 
     # -- arguments ------------------------------------------------------------------------------
 
@@ -91,8 +84,8 @@ class ScriptArgs:
     def place(self, moment: float) -> list[Any]:
         """The session of ``moment``: id, start, end, completion time, offset, sent_at."""
         period = self._period_of(moment)
-        offset = min(int(moment - period.start), _OFFSET_MASK)
-        complete_at = min(period.end + self._window, period.start + self.options.max_session_age)
+        offset = min(int(moment - period.start), OFFSET_MASK)
+        complete_at = completion_time(period, self._window, self.options.max_session_age)
         return [
             period.session_id, repr(period.start), repr(period.end), repr(complete_at), offset,
             repr(period.start + offset),
@@ -121,5 +114,5 @@ class ScriptArgs:
             repr(effective),
             *self.place(effective),
             self.recipient_field(receipt.recipient),
-            str(code)[:_ERROR_CODE_LENGTH],
+            str(code)[:MAX_ERROR_CODE_LENGTH],
         ]

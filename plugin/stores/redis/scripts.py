@@ -24,9 +24,9 @@ and its reply says so (the first field), so the store logs and counts it once.
 
 from __future__ import annotations
 
-from plugin.core.manager import _OPEN, _TRANSITIONS
-from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, Outcome, Status
-from plugin.core.session import MAX_ERROR_CODES
+from plugin.core.ladder import O_ADOPTED, O_APPLIED, O_LATE, O_UNKNOWN, OPEN, TRANSITIONS
+from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, Status
+from plugin.core.records import MAX_ERROR_CODES
 from plugin.stores.redis import lua
 
 __all__ = [
@@ -51,8 +51,6 @@ SCORE_SCALE = 1 << 32
 #: Arguments per receipt in a RECEIPT batch.
 RECEIPT_FIELDS = 12
 
-_OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(Outcome)}
-
 
 def _lua_strings(names: tuple[str, ...]) -> str:
     return "{" + ", ".join(f"'{name}'" for name in names) + "}"
@@ -60,7 +58,7 @@ def _lua_strings(names: tuple[str, ...]) -> str:
 
 def _lua_transitions() -> str:
     rows = []
-    for outcome, new, deltas in _TRANSITIONS:
+    for outcome, new, deltas in TRANSITIONS:
         flat = ", ".join(f"{index}, {delta}" for index, delta in deltas)
         rows.append(f"{{{outcome}, {new}, {{{flat}}}}}")
     return "{" + ", ".join(rows) + "}"
@@ -70,14 +68,14 @@ _CONSTANTS = {
     "@COUNTERS@": _lua_strings(COUNTER_KEYS),
     "@OUTCOMES@": _lua_strings(OUTCOME_KEYS),
     "@TRANSITIONS@": _lua_transitions(),
-    "@OPEN@": "{" + ", ".join(f"[{status}] = true" for status in sorted(_OPEN)) + "}",
+    "@OPEN@": "{" + ", ".join(f"[{status}] = true" for status in sorted(OPEN)) + "}",
     "@NSTATUS@": str(len(Status)),
     "@QUEUED@": str(int(Status.QUEUED)),
     "@FAILED@": str(int(Status.FAILED)),
-    "@APPLIED@": str(_OUTCOME_INDEX[Outcome.APPLIED]),
-    "@LATE@": str(_OUTCOME_INDEX[Outcome.LATE]),
-    "@UNKNOWN@": str(_OUTCOME_INDEX[Outcome.UNKNOWN]),
-    "@ADOPTED@": str(_OUTCOME_INDEX[Outcome.ADOPTED]),
+    "@APPLIED@": str(O_APPLIED),
+    "@LATE@": str(O_LATE),
+    "@UNKNOWN@": str(O_UNKNOWN),
+    "@ADOPTED@": str(O_ADOPTED),
     "@MAX_ERROR_CODES@": str(MAX_ERROR_CODES),
     "@SCALE@": str(SCORE_SCALE),
     "@LAYOUT@": str(LAYOUT_VERSION),
