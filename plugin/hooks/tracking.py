@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugin.core.manager import MessageSessionManager
 from plugin.core.model import Receipt
 from plugin.hooks.hookspecs import hookimpl
 from plugin.hooks.pipeline import Handler, MiddlewareRegistry, OutboundMessage, SendResult
-from plugin.stores.base import Store, await_me_maybe
+from plugin.stores.base import Store, as_store
 
 __all__ = ["SessionTrackingPlugin"]
 
@@ -22,18 +23,18 @@ class SessionTrackingPlugin:
 
     name = "session-tracking"
 
-    def __init__(self, manager: Store) -> None:
-        self.manager = manager
+    def __init__(self, manager: Store | MessageSessionManager) -> None:
+        self.manager = as_store(manager)
 
     async def receive(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
         if isinstance(event, Receipt):
-            data["outcome"] = await await_me_maybe(self.manager.apply_receipt(event))
+            data["outcome"] = await self.manager.apply_receipt(event)
         return await handler(event, data)
 
     async def send(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
         result = await handler(event, data)
         if isinstance(event, OutboundMessage) and isinstance(result, SendResult):
-            await await_me_maybe(self.manager.track_sent(result.message_id, recipient=result.to))
+            await self.manager.track_sent(result.message_id, recipient=result.to)
         return result
 
     @hookimpl

@@ -15,7 +15,6 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from plugin.core.model import COUNTER_KEYS
 from plugin.server.runtime import Runtime
-from plugin.stores.redis.store import RedisStore
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "make_registry", "render"]
 
@@ -40,12 +39,9 @@ class RuntimeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         runtime = self.runtime
-        manager = runtime.manager
-        if runtime.views is not None:  # read beforehand (the Redis store's views are coroutines)
-            debug, all_stats = runtime.views
-        else:
-            assert not isinstance(manager, RedisStore), "read the Redis store's views first"
-            debug, all_stats = manager.get_debug_info(), manager.get_all_stats()
+        if runtime.views is None:  # the store's views are read by the /metrics route first
+            return
+        debug, all_stats = runtime.views
         stats = debug["manager_stats"]
         summary = all_stats["summary"]
 
@@ -99,8 +95,7 @@ class RuntimeCollector(Collector):
             f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
             value=stats["evicted_total"],
         )
-        faults = getattr(manager, "fault_counters", None)  # a store method (the Redis store's)
-        lost = faults()["data_lost"] if callable(faults) else 0
+        lost = runtime.manager.fault_counters()["data_lost"]
         yield CounterMetricFamily(
             f"{PREFIX}_store_data_lost",
             "Times the store found its data gone (Redis restarted without persistence)",

@@ -116,7 +116,7 @@ class WebhookRoutes:
             pipeline = runtime.pipeline
             if pipeline is None:  # not started: an app used without its start-up signals
                 raise web.HTTPServiceUnavailable(text="the WhatsApp plugin is not started")
-            # StoreUnavailable: the store_errors middleware answers 503 (the provider retries)
+            # StoreUnavailable becomes 503 (plugin.server.errors): the provider retries the batch.
             await pipeline.run(result, provider, outcomes)
             return web.Response(text="OK")
 
