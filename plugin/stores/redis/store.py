@@ -108,7 +108,7 @@ class RedisStore(EventEmitter):
         batch_size: int = 1000,
         lazy_budget: int = 32,
         max_connections: int = 64,
-        timeout: float = 5.0,
+        timeout: float = 10.0,
         **settings: Any,
     ) -> None:
         if options is not None and settings:
