@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SettingProblem", "SettingsError", "StoreUnavailable"]
+__all__ = ["ServeError", "SettingProblem", "SettingsError", "StoreUnavailable"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,3 +37,8 @@ class StoreUnavailable(RuntimeError):
     def __init__(self, message: str, *, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class ServeError(RuntimeError):
+    """The server cannot start where it was told to (a port in use, an address it cannot bind):
+    one line for the operator, exit status 1."""
