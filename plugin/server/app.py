@@ -46,6 +46,7 @@ from plugin.server.runtime import (
 from plugin.server.webhooks import WebhookRoutes
 from plugin.settings.loading import Settings, load_settings
 from plugin.stores.base import Store, build_store, cleanup_store
+from plugin.stores.deferred import deferred_writes
 from plugin.stores.redis.store import RedisStore
 from plugin.stores.snapshot import load_snapshot, save_snapshot, save_snapshot_async
 
@@ -187,6 +188,7 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
         await runtime.events.stop()
         if runtime.client is not None:
             await runtime.client.close()
+        await deferred_writes(manager).close()  # one last try; what is left is logged
         if isinstance(manager, RedisStore):
             await manager.close()
         log.info("WhatsApp session plugin stopped")

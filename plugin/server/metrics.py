@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from plugin.core.model import COUNTER_KEYS
 from plugin.server.runtime import Runtime
+from plugin.stores.deferred import deferred_writes
 from plugin.stores.redis.store import RedisStore
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "make_registry", "render"]
@@ -103,6 +104,34 @@ class RuntimeCollector(Collector):
             f"{PREFIX}_events_dropped", "Hook events dropped because the event queue was full",
             value=runtime.events.dropped,
         )
+        yield from _send_metrics(runtime)
+
+
+_DEFERRED_COUNTERS = (
+    ("deferred", "Writes of accepted sends deferred because the store was unavailable, by kind"),
+    ("recovered", "Deferred writes done once the store answered again, by kind"),
+    ("dropped", "Deferred writes given up (queue full, refused, or pending at shutdown), by kind"),
+)
+
+
+def _send_metrics(runtime: Runtime) -> Iterator[Metric]:
+    """The send path: tracking deferred while the store is away, idempotent replays."""
+    writes = deferred_writes(runtime.manager)
+    for name, text in _DEFERRED_COUNTERS:
+        family = CounterMetricFamily(f"{PREFIX}_tracking_{name}", text, labels=["kind"])
+        counts = getattr(writes, name)
+        for kind in sorted({"track", "idempotency", *counts}):
+            family.add_metric([kind], counts[kind])
+        yield family
+    yield GaugeMetricFamily(
+        f"{PREFIX}_tracking_pending", "Deferred writes waiting for the store",
+        value=writes.pending,
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_sends_replayed",
+        "Idempotent sends answered from an earlier send with the same key (no provider call)",
+        value=runtime.client.replayed if runtime.client is not None else 0,
+    )
 
 
 def make_registry(runtime: Runtime) -> CollectorRegistry:

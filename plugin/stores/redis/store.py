@@ -70,6 +70,7 @@ from plugin.core.model import (
 from plugin.core.options import ManagerOptions, resolve_options
 from plugin.stores.redis import scripts as redis_scripts
 from plugin.stores.redis.args import ScriptArgs, valid_id
+from plugin.stores.redis.idempotency import RedisSendLedger
 from plugin.stores.redis.lease import Lease
 from plugin.stores.redis.views import all_stats, debug_info, parse_views, summary_of
 
@@ -125,6 +126,7 @@ class RedisStore(EventEmitter):
         self._redis: aioredis.Redis | None = None
         self._due = -math.inf  # when a session may next be due for completion
         self._due_retry = -math.inf
+        self._send_ledger: RedisSendLedger | None = None
         EventEmitter.__init__(self)
         if events is not None:
             self.attach_events(events)
@@ -193,6 +195,16 @@ class RedisStore(EventEmitter):
             await self._redis.aclose()
             await self._redis.connection_pool.disconnect()
             self._redis = None
+
+    def send_ledger(self) -> RedisSendLedger:
+        """The idempotency ledger of sends, shared by every replica
+        (:mod:`plugin.stores.redis.idempotency`). Keyed with ``redaction_key`` when set."""
+        if self._send_ledger is None:
+            secret = self.options.redaction_key or f"wa-sessions idempotency {self.prefix}"
+            self._send_ledger = RedisSendLedger(
+                lambda: self.redis, self._base, self._window, secret.encode()
+            )
+        return self._send_ledger
 
     # -- events and recipients ------------------------------------------------------------------
 
