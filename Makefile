@@ -1,14 +1,15 @@
 # The two commands of the README: `make serve` (the webhook server) and `make test`.
+# `make docs` builds the documentation site (docs/ + mkdocs.yml) into site/.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: serve test lint install clean
+.PHONY: serve test lint install clean docs
 
 $(BIN)/wa-sessions: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	@touch $@
 
 install: $(BIN)/wa-sessions
@@ -16,15 +17,20 @@ install: $(BIN)/wa-sessions
 serve: install
 	$(BIN)/wa-sessions serve
 
+# No --quiet on mkdocs: it hides the warnings that --strict turns into a failure.
 lint: install
 	$(BIN)/ruff check plugin adapters tests examples benchmarks
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: lint
 	$(BIN)/pytest -q
 
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
 
 # Benchmarks (not tests, not in CI): each installs the `bench` extra and prints its ratio last.
 .PHONY: bench-install bench-memory bench-receipts bench-soak bench-soak-server bench-webhooks

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from plugin.core.model import InboundMessage, Receipt
+from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 
 __all__ = [
     "AdapterError",
@@ -30,8 +31,6 @@ __all__ = [
 #: At most this many problem descriptions are kept per request (for logs), however many items
 #: were malformed: the count is exact, the descriptions are a sample.
 MAX_PROBLEMS = 20
-#: Message ids are non-empty ASCII strings of at most this many characters.
-MAX_MESSAGE_ID_LENGTH = 128
 #: An epoch value above this is in milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 MILLISECONDS_ABOVE = 1e11
 

@@ -289,7 +289,7 @@ def test_per_message_events_are_built_only_when_some_plugin_listens(
     plugin = CompletionsOnly()
     events = wired(manager, plugin)
     monkeypatch.setattr("plugin.core.manager.StatusChange", never)
-    monkeypatch.setattr("plugin.core.manager.MessageExpired", never)
+    monkeypatch.setattr("plugin.core.lifecycle.MessageExpired", never)
     deliver(manager)
     manager.track_sent("m2")
     clock.advance(hours=1)

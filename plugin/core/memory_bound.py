@@ -7,15 +7,17 @@ A test fills a manager to its caps and checks the heap tracemalloc measures stay
 
 from __future__ import annotations
 
+import math
+
 from plugin.core.options import ManagerOptions
-from plugin.core.session import MAX_ERROR_CODES
+from plugin.core.records import MAX_ERROR_CODES, MAX_MESSAGE_ID_LENGTH, RECIPIENT_CACHE_SIZE
 
-__all__ = ["MAX_MESSAGE_ID_LENGTH", "RECIPIENT_CACHE_SIZE", "memory_bound_bytes"]
-
-#: Ids longer than this (or not ASCII) are refused: the bound counts on it.
-MAX_MESSAGE_ID_LENGTH = 128
-#: Recipient hashes remembered (bots write to the same people again and again).
-RECIPIENT_CACHE_SIZE = 1024
+__all__ = [
+    "MAX_MESSAGE_ID_LENGTH",
+    "RECIPIENT_CACHE_SIZE",
+    "max_active_sessions",
+    "memory_bound_bytes",
+]
 
 _ALIGN = 16
 
@@ -54,3 +56,17 @@ def memory_bound_bytes(options: ManagerOptions, max_sessions: int) -> int:
         _aligned(49 + 64) + _DIGEST_BYTES
     )
     return records + tombstones + sessions + history + recipient_cache
+
+
+def max_active_sessions(options: ManagerOptions, fixed_offset: bool) -> int:
+    """Most sessions that can be active at once with these options, for every store.
+
+    A session is active from its start until ``min(end + window, start + max_session_age)``
+    (never before its end), and periods start ``session_period`` apart, so at most
+    ``ceil(lifetime / period)`` starts fall in one lifetime; one more where daylight saving can
+    shorten or lengthen a period (``fixed_offset`` False).
+    """
+    lifetime = min(
+        options.session_period + options.ack_tracking_window, options.max_session_age
+    )
+    return math.ceil(lifetime / options.session_period) + (0 if fixed_offset else 1)

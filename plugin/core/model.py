@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from plugin.core.failures import failure_kind, failures_by_kind
+
 __all__ = [
     "COUNTER_KEYS",
     "OUTCOME_KEYS",
@@ -57,11 +59,20 @@ OUTCOME_KEYS: tuple[str, ...] = tuple(o.value for o in Outcome)
 
 @dataclass(slots=True, frozen=True)
 class ReceiptError:
-    """Why a provider says a message failed."""
+    """Why a provider says a message failed.
+
+    ``kind`` (``recipient``, ``window``, ``limit``, ``template``, ``account``, ``provider`` or
+    ``unknown``) is derived from ``code`` when not given: see :mod:`plugin.core.failures`.
+    """
 
     code: str | None = None
     title: str | None = None
     details: str | None = None
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", failure_kind(self.code))
 
 
 # Not frozen on purpose: a frozen dataclass sets each field through object.__setattr__, which
@@ -144,7 +155,13 @@ class SessionSummary:
             **self.counters,
             "receipts": dict(self.receipts),
             "errors": dict(self.errors),
+            "failures": self.failures,
         }
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """Failed messages by kind, from the error-code tally (kinds with 0 left out)."""
+        return failures_by_kind(self.errors)
 
 
 @dataclass(slots=True, frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["Period", "PeriodCalendar"]
+__all__ = ["Period", "PeriodCalendar", "completion_time"]
 
 
 class Period:
@@ -58,3 +58,10 @@ class PeriodCalendar:
         else:
             name = f"{day.isoformat()}T{index * self._hours:02d}"
         return Period(name, start, end)
+
+
+def completion_time(period: Period, window: float, max_session_age: float) -> float:
+    """When a session of ``period`` completes: ``period_end + window`` or ``start +
+    max_session_age``, whichever is first, but never before the period's real end (a 25-hour
+    daylight-saving day is 25 hours long)."""
+    return max(period.end, min(period.end + window, period.start + max_session_age))

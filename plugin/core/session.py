@@ -7,11 +7,10 @@ from collections import deque
 from typing import Any
 
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
+from plugin.core.records import MAX_ERROR_CODES
+from plugin.core.views import session_stats
 
 __all__ = ["MAX_ERROR_CODES", "MessageSession"]
-
-#: Distinct error codes tallied per session; the rest are counted under "other".
-MAX_ERROR_CODES = 32
 
 
 class MessageSession:
@@ -47,16 +46,16 @@ class MessageSession:
         self.errors[key] = self.errors.get(key, 0) + 1
 
     def stats(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "started_at": self.start,
-            "ends_at": self.end,
-            "completes_at": self.complete_at,
-            "tracked_messages": len(self.records),
-            **dict(zip(COUNTER_KEYS, self.counters, strict=True)),
-            "receipts": dict(zip(OUTCOME_KEYS, self.receipts, strict=True)),
-            "errors": dict(self.errors),
-        }
+        return session_stats(
+            self.session_id,
+            self.start,
+            self.end,
+            self.complete_at,
+            len(self.records),
+            dict(zip(COUNTER_KEYS, self.counters, strict=True)),
+            dict(zip(OUTCOME_KEYS, self.receipts, strict=True)),
+            self.errors,
+        )
 
     def summary(self, completed_at: float) -> SessionSummary:
         return SessionSummary(

@@ -28,7 +28,7 @@ class StateError(ValueError):
 def _layout(manager: MessageSessionManager) -> str:
     """What packed recipients depend on: the redaction mode and key."""
     # This module reads the manager's internals on purpose: it is the manager's persistence.
-    key = hashlib.sha256(manager._redaction_key).hexdigest()[:16]
+    key = hashlib.sha256(manager._codec.key).hexdigest()[:16]
     return f"redact={manager.options.redact_recipients};key={key}"
 
 

@@ -1,13 +1,65 @@
-"""The seed-compatible ``get_debug_info()`` view, one definition for every store."""
+"""The seed-compatible views, ``get_all_stats()`` and ``get_debug_info()``: one definition for
+every store, so the stores only gather their state."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from plugin.core.failures import failures_by_kind, sum_failures
+from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
 
-__all__ = ["manager_stats"]
+__all__ = ["all_stats", "manager_stats", "session_stats"]
+
+
+def session_stats(
+    session_id: str,
+    start: float,
+    end: float,
+    complete_at: float,
+    tracked: int,
+    counters: Mapping[str, int],
+    receipts: Mapping[str, int],
+    errors: Mapping[str, int],
+) -> dict[str, Any]:
+    """One active session as ``get_all_stats()["sessions"]`` shows it."""
+    return {
+        "session_id": session_id,
+        "started_at": start,
+        "ends_at": end,
+        "completes_at": complete_at,
+        "tracked_messages": tracked,
+        **counters,
+        "receipts": dict(receipts),
+        "errors": dict(errors),
+        "failures": failures_by_kind(errors),
+    }
+
+
+def all_stats(
+    sessions: Sequence[dict[str, Any]],
+    history: Sequence[SessionSummary],
+    *,
+    tracked_messages: int,
+    receipts: Sequence[int] | Mapping[str, int],
+) -> dict[str, Any]:
+    """``get_all_stats()``: the summary adds up the active sessions' funnels; ``receipts``
+    counts every receipt since start by outcome (by index or by name)."""
+    if isinstance(receipts, Mapping):
+        outcomes = {key: int(receipts.get(key, 0)) for key in OUTCOME_KEYS}
+    else:
+        outcomes = dict(zip(OUTCOME_KEYS, receipts, strict=True))
+    summary: dict[str, Any] = {
+        "active_sessions": len(sessions),
+        "historical_sessions": len(history),
+        "tracked_messages": tracked_messages,
+        **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
+        "receipts": outcomes,
+        "failures": sum_failures(s["failures"] for s in sessions),
+    }
+    history_view = [h.as_dict() for h in history]
+    return {"summary": summary, "sessions": list(sessions), "history": history_view}
 
 
 def manager_stats(

@@ -7,28 +7,22 @@ them (a keyed hash when redacted), so Redis never holds a phone number unless re
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.core.model import Receipt
 from plugin.core.options import ManagerOptions
-from plugin.core.periods import Period, PeriodCalendar
+from plugin.core.periods import Period, PeriodCalendar, completion_time
+from plugin.core.records import (
+    MAX_ERROR_CODE_LENGTH,
+    OFFSET_MASK,
+    RecipientCodec,
+    valid_message_id,
+)
 
 __all__ = ["ScriptArgs", "valid_id"]
 
-_OFFSET_MAX = (1 << 17) - 1  # seconds since the session's start, as the manager packs them
-_MAX_DIGITS = 15  # E.164
-_ERROR_CODE_LENGTH = 128
-
-
-def valid_id(message_id: object) -> bool:
-    """An id the manager would accept: 1 to 128 ASCII characters."""
-    return (
-        isinstance(message_id, str)
-        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
-        and message_id.isascii()
-    )
+#: An id every store accepts (the core's rule).
+valid_id = valid_message_id
 
 
 class ScriptArgs:
@@ -36,31 +30,28 @@ class ScriptArgs:
 
     def __init__(self, options: ManagerOptions, key: bytes) -> None:
         self.options = options
-        self.key = key
+        self._codec = RecipientCodec(key or b"\0", options.redact_recipients)
         self.calendar = PeriodCalendar(options.session_period, options.timezone)
         self._window = options.ack_tracking_window
         self._period: Period | None = None
 
     # -- recipients -----------------------------------------------------------------------------
 
-    def _keyed_hash(self, text: str) -> int:
-        digest = hashlib.blake2b(text.encode(), digest_size=8, key=self.key or b"\0").digest()
-        return int.from_bytes(digest) >> 24  # 40 bits, as the manager's
+    @property
+    def key(self) -> bytes:
+        """The redaction key (empty until the store has one)."""
+        return b"" if self._codec.key == b"\0" else self._codec.key
+
+    @key.setter
+    def key(self, value: bytes) -> None:
+        self._codec = RecipientCodec(value or b"\0", self.options.redact_recipients)
 
     def redact(self, recipient: str | None) -> str | None:
-        if not recipient:
-            return None
-        return f"~{self._keyed_hash(recipient):010x}"
+        return self._codec.redact(recipient)
 
     def recipient_field(self, recipient: str | None) -> str:
         """The recipient as events show it (what the manager decodes from its packed record)."""
-        if not recipient:
-            return ""
-        if self.options.redact_recipients:
-            return f"~{self._keyed_hash(recipient) or 1:010x}"
-        if recipient.isdigit() and len(recipient) <= _MAX_DIGITS and recipient[0] != "0":
-            return recipient
-        return f"~{self._keyed_hash(recipient):010x}"
+        return self._codec.event_text(recipient) or ""
 
     # -- arguments ------------------------------------------------------------------------------
 
@@ -77,8 +68,8 @@ class ScriptArgs:
     def place(self, moment: float) -> list[Any]:
         """The session of ``moment``: id, start, end, completion time, offset, sent_at."""
         period = self._period_of(moment)
-        offset = min(int(moment - period.start), _OFFSET_MAX)
-        complete_at = min(period.end + self._window, period.start + self.options.max_session_age)
+        offset = min(int(moment - period.start), OFFSET_MASK)
+        complete_at = completion_time(period, self._window, self.options.max_session_age)
         return [
             period.session_id, repr(period.start), repr(period.end), repr(complete_at), offset,
             repr(period.start + offset),
@@ -102,7 +93,7 @@ class ScriptArgs:
             repr(effective),
             *self.place(effective),
             self.recipient_field(receipt.recipient),
-            str(code)[:_ERROR_CODE_LENGTH],
+            str(code)[:MAX_ERROR_CODE_LENGTH],
             1 if self.options.track_unknown_receipts else 0,
             1 if valid else 0,
         ]

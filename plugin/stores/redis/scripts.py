@@ -6,13 +6,14 @@ slot) and the header ``ARGV[1..4]`` = now, ack window (seconds), max_tracked_mes
 expired records it may release on the way. Periods and session ids are computed in Python.
 Floats travel as strings (Redis truncates Lua numbers in replies to integers).
 
-The ladder is not written twice: the transition table is generated from the in-memory manager's.
+The ladder is not written twice: the transition table is generated from :mod:`plugin.core.ladder`.
 """
 
 from __future__ import annotations
 
-from plugin.core.manager import _TRANSITIONS
+from plugin.core.ladder import TRANSITIONS
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS
+from plugin.core.records import MAX_ERROR_CODES
 
 __all__ = [
     "COMPLETE",
@@ -29,7 +30,7 @@ def _lua_strings(names: tuple[str, ...]) -> str:
 
 def _lua_transitions() -> str:
     rows = []
-    for outcome, new, deltas in _TRANSITIONS:
+    for outcome, new, deltas in TRANSITIONS:
         flat = ", ".join(f"{index}, {delta}" for index, delta in deltas)
         rows.append(f"{{{outcome}, {new}, {{{flat}}}}}")
     return "{" + ", ".join(rows) + "}"
@@ -45,7 +46,7 @@ local BUDGET = tonumber(ARGV[4])
 local META, SESSIONS, DUE = B .. ':meta', B .. ':sessions', B .. ':due'
 local TOMBS, HISTORY = B .. ':tombs', B .. ':history'
 local SCALE = 4294967296
-local MAX_ERROR_CODES = 32
+local MAX_ERROR_CODES = @MAX_ERROR_CODES@
 local COUNTERS = @COUNTERS@
 local OUTCOMES = @OUTCOMES@
 local T = @TRANSITIONS@
@@ -257,7 +258,7 @@ local function reply(head, out)
 end
 """.replace("@COUNTERS@", _lua_strings(COUNTER_KEYS)).replace(
     "@OUTCOMES@", _lua_strings(OUTCOME_KEYS)
-).replace("@TRANSITIONS@", _lua_transitions())
+).replace("@TRANSITIONS@", _lua_transitions()).replace("@MAX_ERROR_CODES@", str(MAX_ERROR_CODES))
 
 #: ARGV[5..]: id ('' when invalid), status, raw timestamp ('' when none), effective timestamp,
 #: then the period of the effective timestamp: session id, start, end, complete_at, offset,

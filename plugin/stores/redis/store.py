@@ -56,9 +56,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from plugin.core.emitter import EventEmitter, EventSink
 from plugin.core.errors import StoreUnavailable
-from plugin.core.manager import EventEmitter, EventSink
-from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
+from plugin.core.memory_bound import max_active_sessions
 from plugin.core.model import (
     CleanupReport,
     MessageExpired,
@@ -68,6 +68,7 @@ from plugin.core.model import (
     StatusChange,
 )
 from plugin.core.options import ManagerOptions, resolve_options
+from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 from plugin.stores.redis import scripts as redis_scripts
 from plugin.stores.redis.args import ScriptArgs, valid_id
 from plugin.stores.redis.idempotency import RedisSendLedger
@@ -447,7 +448,4 @@ class RedisStore(EventEmitter):
 
     def max_active_sessions(self) -> int:
         """Most sessions that can be active at once with these options (as the manager)."""
-        opts = self.options
-        lifetime = min(opts.session_period + opts.ack_tracking_window, opts.max_session_age)
-        daylight_saving = 0 if self._args.calendar.fixed_offset else 1
-        return math.ceil(lifetime / opts.session_period) + daylight_saving
+        return max_active_sessions(self.options, self._args.calendar.fixed_offset)

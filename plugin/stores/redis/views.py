@@ -8,10 +8,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plugin.core.memory_bound import MAX_MESSAGE_ID_LENGTH
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
-from plugin.core.views import manager_stats
+from plugin.core.records import MAX_ERROR_CODE_LENGTH, MAX_ERROR_CODES, MAX_MESSAGE_ID_LENGTH
+from plugin.core.views import all_stats as shape_all_stats
+from plugin.core.views import manager_stats, session_stats
 
 __all__ = [
     "PROCESS_BOUND_BYTES",
@@ -61,16 +62,16 @@ def summary_of(fields: Mapping[str, str]) -> SessionSummary:
 
 
 def _session_stats(fields: Mapping[str, str], tracked: int) -> dict[str, Any]:
-    return {
-        "session_id": fields["session_id"],
-        "started_at": float(fields["start"]),
-        "ends_at": float(fields["end"]),
-        "completes_at": float(fields["complete_at"]),
-        "tracked_messages": tracked,
-        **{key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
-        "receipts": {key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
-        "errors": {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
-    }
+    return session_stats(
+        fields["session_id"],
+        float(fields["start"]),
+        float(fields["end"]),
+        float(fields["complete_at"]),
+        tracked,
+        {key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
+        {key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+    )
 
 
 def _history(data: dict[str, Any], options: ManagerOptions) -> list[SessionSummary]:
@@ -82,16 +83,12 @@ def _history(data: dict[str, Any], options: ManagerOptions) -> list[SessionSumma
 def all_stats(data: dict[str, Any], options: ManagerOptions) -> dict[str, Any]:
     """``get_all_stats()`` of parsed views."""
     meta = data["meta"]
-    sessions = [_session_stats(fields, tracked) for fields, tracked in data["sessions"]]
-    history = _history(data, options)
-    summary: dict[str, Any] = {
-        "active_sessions": len(sessions),
-        "historical_sessions": len(history),
-        "tracked_messages": int(meta.get("tracked", 0)),
-        **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
-        "receipts": {key: int(meta.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
-    }
-    return {"summary": summary, "sessions": sessions, "history": [h.as_dict() for h in history]}
+    return shape_all_stats(
+        [_session_stats(fields, tracked) for fields, tracked in data["sessions"]],
+        _history(data, options),
+        tracked_messages=int(meta.get("tracked", 0)),
+        receipts={key: int(meta.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+    )
 
 
 def debug_info(
@@ -139,8 +136,8 @@ def debug_info(
 _KEY_OVERHEAD = 96
 _RECORD_FIELDS = 96  # listpack of s, st, t, r
 _ZSET_MEMBER = 96  # skiplist node + dict entry, besides the member string
-_SESSION_BYTES = 4096 + 32 * (128 + 32)
-_SUMMARY_BYTES = 2048 + 32 * (128 + 32)
+_SESSION_BYTES = 4096 + MAX_ERROR_CODES * (MAX_ERROR_CODE_LENGTH + 32)
+_SUMMARY_BYTES = 2048 + MAX_ERROR_CODES * (MAX_ERROR_CODE_LENGTH + 32)
 
 
 def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_length: int) -> int:

@@ -1,0 +1,47 @@
+"""How the stores hand their events to the hook system: a sink protocol (the core never imports
+pluggy) and the per-message callbacks, set only when somebody listens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from plugin.core.model import CleanupReport, MessageExpired, SessionSummary, StatusChange
+
+__all__ = ["EventEmitter", "EventSink"]
+
+
+class EventSink(Protocol):
+    """Where the manager sends its events. The hook system implements it; the manager never
+    imports pluggy."""
+
+    def status_changed(self, change: StatusChange) -> None: ...
+
+    def message_expired(self, expired: MessageExpired) -> None: ...
+
+    def session_completed(self, summary: SessionSummary) -> None: ...
+
+    def cleanup_completed(self, report: CleanupReport) -> None: ...
+
+
+class EventEmitter:
+    """What the stores share about events: the sink, the per-message callbacks (None when
+    nobody listens, so the receipt path skips building them) and the hook-error count."""
+
+    def __init__(self) -> None:
+        self.hook_errors = 0
+        self._events: EventSink | None = None
+        self._on_status: Callable[[StatusChange], None] | None = None
+        self._on_expired: Callable[[MessageExpired], None] | None = None
+
+    def attach_events(
+        self, sink: EventSink | None, *, status_changed: bool = True, message_expired: bool = True
+    ) -> None:
+        """Send events to ``sink``. Per-message events cost time on the receipt path, so the
+        caller says whether anyone listens to them."""
+        self._events = sink
+        self._on_status = sink.status_changed if sink is not None and status_changed else None
+        self._on_expired = sink.message_expired if sink is not None and message_expired else None
+
+    def record_hook_error(self) -> None:
+        self.hook_errors += 1

@@ -1,0 +1,137 @@
+"""The record codec: how one tracked message is packed into one ``int``, how recipients are
+encoded and hashed, and which message ids are accepted. One definition for every store: the Redis
+store's scripts and arguments use the same constants and functions.
+
+A packed record: bits 0-2 the status, bits 3-19 the send time in seconds since the session's
+start (a period is at most 25 h = 90,000 s < 2**17), bits 20+ the recipient field (a 40-bit keyed
+hash when recipients are redacted; otherwise the digits shifted left by one, or a hash with the
+lowest bit set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = [
+    "HASHED_FLAG",
+    "MAX_DIGITS",
+    "MAX_ERROR_CODES",
+    "MAX_ERROR_CODE_LENGTH",
+    "MAX_MESSAGE_ID_LENGTH",
+    "OFFSET_BITS",
+    "OFFSET_MASK",
+    "OFFSET_SHIFT",
+    "RECIPIENT_CACHE_SIZE",
+    "RECIPIENT_HASH_BITS",
+    "RECIPIENT_SHIFT",
+    "STATUS_BITS",
+    "STATUS_MASK",
+    "RecipientCodec",
+    "check_message_id",
+    "normalize_recipient",
+    "valid_message_id",
+]
+
+STATUS_BITS = 3
+STATUS_MASK = (1 << STATUS_BITS) - 1
+OFFSET_BITS = 17
+OFFSET_SHIFT = STATUS_BITS
+OFFSET_MASK = (1 << OFFSET_BITS) - 1
+RECIPIENT_SHIFT = STATUS_BITS + OFFSET_BITS
+#: Without redaction: the lowest bit of the recipient field, set when it holds a hash.
+HASHED_FLAG = 1
+RECIPIENT_HASH_BITS = 40
+#: E.164: at most 15 digits, below 2**50.
+MAX_DIGITS = 15
+
+#: Ids longer than this (or not printable ASCII) are refused: the memory bound counts on it.
+MAX_MESSAGE_ID_LENGTH = 128
+#: Error codes are cut to this many characters.
+MAX_ERROR_CODE_LENGTH = 128
+#: Distinct error codes tallied per session; the rest are counted under "other".
+MAX_ERROR_CODES = 32
+#: Recipient hashes remembered (bots write to the same people again and again).
+RECIPIENT_CACHE_SIZE = 1024
+
+_STRIP = str.maketrans("", "", "+ -().\t")
+
+
+def valid_message_id(message_id: object) -> bool:
+    """An id every store accepts: 1 to 128 ASCII characters."""
+    return (
+        isinstance(message_id, str)
+        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
+        and message_id.isascii()
+    )
+
+
+def check_message_id(message_id: object) -> str:
+    """``message_id`` if :func:`valid_message_id`, else ``ValueError``."""
+    if not valid_message_id(message_id):
+        raise ValueError(
+            f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} ASCII characters: "
+            f"{message_id!r:.80}"
+        )
+    assert isinstance(message_id, str)
+    return message_id
+
+
+def normalize_recipient(recipient: str) -> str:
+    """One spelling per number: ``"+1 650-555-1234"`` and ``"16505551234"`` hash alike."""
+    return recipient.translate(_STRIP)
+
+
+class RecipientCodec:
+    """Encodes recipients for packed records and events; ``key`` keys the hash."""
+
+    __slots__ = ("_cache", "key", "redact_recipients")
+
+    def __init__(self, key: bytes, redact_recipients: bool) -> None:
+        self.key = key[:64]
+        self.redact_recipients = redact_recipients
+        self._cache: dict[str, int] = {}
+
+    def keyed_hash(self, recipient: str) -> int:
+        """A 40-bit keyed hash of the normalized number."""
+        digest = hashlib.blake2b(
+            normalize_recipient(recipient).encode("utf-8", "surrogatepass"),
+            digest_size=8,
+            key=self.key,
+        ).digest()
+        return int.from_bytes(digest) >> (64 - RECIPIENT_HASH_BITS)
+
+    def redact(self, recipient: str | None) -> str | None:
+        """The keyed hash that logs, summaries and events carry instead of a phone number."""
+        if not recipient:
+            return None
+        return f"~{self.keyed_hash(recipient):010x}"
+
+    def field(self, recipient: str | None) -> int:
+        """The recipient field of a packed record (0: no recipient)."""
+        if not recipient:
+            return 0
+        if self.redact_recipients:
+            cached = self._cache.get(recipient)
+            if cached is None:
+                if len(self._cache) >= RECIPIENT_CACHE_SIZE:
+                    self._cache.clear()
+                cached = self._cache[recipient] = self.keyed_hash(recipient) or 1
+            return cached
+        digits = normalize_recipient(recipient)
+        if digits.isdigit() and digits.isascii() and len(digits) <= MAX_DIGITS and digits[0] != "0":
+            return int(digits) << 1
+        return (self.keyed_hash(recipient) << 1) | HASHED_FLAG
+
+    def text(self, field: int) -> str | None:
+        """The recipient as events show it, from a recipient field."""
+        if field == 0:
+            return None
+        if self.redact_recipients:
+            return f"~{field:010x}"
+        if field & HASHED_FLAG:
+            return f"~{field >> 1:010x}"
+        return str(field >> 1)
+
+    def event_text(self, recipient: str | None) -> str | None:
+        """What :meth:`text` gives back for ``recipient`` after :meth:`field`."""
+        return self.text(self.field(recipient))
