@@ -30,13 +30,14 @@ import pluggy
 
 from adapters.base import bare_address
 from plugin.core.errors import StoreUnavailable
+from plugin.core.manager import MessageSessionManager
 from plugin.hooks.events import call_hook
 from plugin.hooks.pipeline import Handler, OutboundMessage, SendResult, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.settings.loading import MetaSettings
-from plugin.stores.base import Store
+from plugin.stores.base import Store, as_store
 from plugin.stores.deferred import deferred_writes
-from plugin.stores.idempotency import MemorySendLedger, SendLedger, SendRecord, send_ledger
+from plugin.stores.idempotency import MemorySendLedger, SendLedger, SendRecord
 
 __all__ = ["SendError", "WhatsAppClient"]
 
@@ -98,7 +99,7 @@ class WhatsAppClient:
         access_token: str,
         api_base_url: str = "https://graph.facebook.com/v21.0",
         plugins: pluggy.PluginManager | None = None,
-        manager: Store | None = None,
+        manager: Store | MessageSessionManager | None = None,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -106,7 +107,7 @@ class WhatsAppClient:
         self._token = access_token
         self.api_base_url = api_base_url.rstrip("/")
         self.plugins = plugins
-        self.manager = manager
+        self.manager = as_store(manager) if manager is not None else None
         self.timeout = timeout
         self._session = session
         self._owns_session = session is None
@@ -236,7 +237,7 @@ class WhatsAppClient:
 
     def _ledger(self) -> SendLedger:
         if self.manager is not None:
-            return send_ledger(self.manager)
+            return self.manager.send_ledger()
         if self._own_ledger is None:
             self._own_ledger = MemorySendLedger(DEFAULT_IDEMPOTENCY_WINDOW)
         return self._own_ledger

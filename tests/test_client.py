@@ -22,7 +22,6 @@ from plugin.hooks.plugins import make_plugin_manager
 from plugin.server.app import create_app
 from plugin.server.runtime import CLIENT_KEY, MANAGER_KEY, PLUGIN_MANAGER_KEY
 from plugin.stores.deferred import deferred_writes
-from plugin.stores.idempotency import send_ledger
 from tests.providers import meta_body, meta_change, meta_inbound, meta_status, meta_status_body
 from tests.redis_process import RedisProcess, private_redis
 from tests.redis_support import redis_prefix, redis_url
@@ -279,8 +278,8 @@ async def metric_lines(client: Any) -> list[str]:
 
 
 async def test_sends_accepted_while_redis_is_away_are_returned_and_tracked_once_it_is_back(
-    aiohttp_client, graph, private_redis: RedisProcess, caplog
-):
+    private_redis: RedisProcess, aiohttp_client, graph, caplog
+):  # private_redis first: it stops after the application
     caplog.set_level(logging.INFO)
     clock = Clock()
     app = redis_sending_app(graph, private_redis.url, "client-fault", clock)
@@ -456,7 +455,7 @@ async def test_idempotency_records_on_redis_are_capped_oldest_first(
 ):
     app = redis_sending_app(graph, redis_url, redis_prefix, Clock())
     await aiohttp_client(app)
-    ledger = send_ledger(app[MANAGER_KEY])
+    ledger = app[MANAGER_KEY].send_ledger()
     ledger.capacity = 3  # type: ignore[attr-defined]
     whatsapp = app[CLIENT_KEY]
     for index in range(5):

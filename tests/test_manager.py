@@ -923,3 +923,25 @@ def test_reaching_the_cap_is_logged_once_not_per_eviction(caplog):
     warnings = [r for r in caplog.records if "max_tracked_messages (3) reached" in r.message]
     assert len(warnings) == 1
     assert manager.get_all_stats()["summary"]["evicted"] == 7
+
+
+def test_a_session_never_completes_before_its_period_ends_on_a_25_hour_day():
+    # Berlin falls back on 2026-10-25: that day is 25 hours long. max_session_age = 24h must
+    # not complete the session an hour early (its last hour's receipts would count as late).
+    tz = "Europe/Berlin"
+    clock = Clock(at("2026-10-25T23:30", tz))
+    manager = make(clock, timezone=tz, max_session_age="24h", ack_tracking_window="1h")
+    manager.track_sent("last-hour")
+    entry = session(manager, "2026-10-25")
+    assert entry["ends_at"] - entry["started_at"] == 25 * HOUR
+    assert entry["completes_at"] >= entry["ends_at"]
+    assert manager.apply_receipt(Receipt("last-hour", Status.DELIVERED, clock.now)) is (
+        Outcome.APPLIED
+    )
+
+
+def test_one_number_has_one_hash_however_it_is_written():
+    manager = make(Clock(at("2026-11-30T10:00")))
+    spellings = ["+16505551234", "16505551234", "+1 650-555-1234", "+1 (650) 555 1234"]
+    assert len({manager.redact(number) for number in spellings}) == 1
+    assert manager.redact("16505551235") != manager.redact("16505551234")

@@ -11,7 +11,8 @@ import pytest
 from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
 from plugin.stores.deferred import DeferredWrites, deferred_writes
-from plugin.stores.idempotency import MemorySendLedger, SendRecord, key_digest, send_ledger
+from plugin.stores.idempotency import MemorySendLedger, SendRecord, key_digest
+from plugin.stores.memory import MemoryStore
 from tests.serving import Clock
 
 
@@ -57,10 +58,10 @@ async def test_the_memory_ledger_is_capped_oldest_first():
 
 
 def test_one_memory_ledger_and_one_deferred_queue_per_store():
-    first, second = MessageSessionManager(), MessageSessionManager()
-    assert send_ledger(first) is send_ledger(first)
-    assert send_ledger(first) is not send_ledger(second)
-    assert send_ledger(first).window == first.options.ack_tracking_window
+    first, second = (MemoryStore(MessageSessionManager()) for _ in range(2))
+    assert first.send_ledger() is first.send_ledger()
+    assert first.send_ledger() is not second.send_ledger()
+    assert first.send_ledger().window == first.options.ack_tracking_window
     assert deferred_writes(first) is deferred_writes(first)
     assert deferred_writes(first) is not deferred_writes(second)
 

@@ -16,10 +16,11 @@ import time
 from typing import Any
 
 from plugin.core.errors import StoreUnavailable
+from plugin.core.manager import MessageSessionManager
 from plugin.core.model import Receipt
 from plugin.hooks.hookspecs import hookimpl
 from plugin.hooks.pipeline import Handler, MiddlewareRegistry, OutboundMessage, SendResult
-from plugin.stores.base import Store, await_me_maybe
+from plugin.stores.base import Store, as_store
 from plugin.stores.deferred import deferred_writes
 
 __all__ = ["SessionTrackingPlugin"]
@@ -33,12 +34,12 @@ class SessionTrackingPlugin:
 
     name = "session-tracking"
 
-    def __init__(self, manager: Store) -> None:
-        self.manager = manager
+    def __init__(self, manager: Store | MessageSessionManager) -> None:
+        self.manager = as_store(manager)
 
     async def receive(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
         if isinstance(event, Receipt):
-            data["outcome"] = await await_me_maybe(self.manager.apply_receipt(event))
+            data["outcome"] = await self.manager.apply_receipt(event)
         return await handler(event, data)
 
     async def send(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
@@ -51,16 +52,14 @@ class SessionTrackingPlugin:
         """Track a message the provider accepted; never raises."""
         manager = self.manager
         try:
-            await await_me_maybe(manager.track_sent(result.message_id, recipient=result.to))
+            await manager.track_sent(result.message_id, recipient=result.to)
         except StoreUnavailable as exc:
             sent_at = time.time()  # the retry keeps the message in the session it was sent in
             label = f"{result.message_id} to {manager.redact(result.to)}"
             log.warning("tracking of %s deferred: %s", label, exc)
 
             async def retry() -> None:
-                await await_me_maybe(
-                    manager.track_sent(result.message_id, recipient=result.to, sent_at=sent_at)
-                )
+                await manager.track_sent(result.message_id, recipient=result.to, sent_at=sent_at)
 
             deferred_writes(manager).defer("track", label, retry)
         except Exception:

@@ -1,5 +1,5 @@
-"""Admin routes: ``/sessions/stats``, ``/sessions/debug``, ``/metrics`` (guarded) and ``/healthz``
-(open).
+"""Admin routes: ``/sessions/stats``, ``/sessions/debug``, ``/metrics`` (guarded), ``/healthz``
+and ``/readyz`` (open).
 
 With ``server.admin_token`` set, the guarded routes need ``Authorization: Bearer <token>``, from
 loopback too (compared in constant time). Without it they answer loopback clients only: a
@@ -17,10 +17,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
-from plugin.core.errors import StoreUnavailable
 from plugin.server.metrics import CONTENT_TYPE, render
 from plugin.server.runtime import Runtime
-from plugin.stores.base import await_me_maybe
 
 __all__ = ["AdminRoutes", "is_loopback"]
 
@@ -54,6 +52,7 @@ class AdminRoutes:
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/sessions/stats", self._guarded(self.stats))
         app.router.add_get("/sessions/debug", self._guarded(self.debug))
         app.router.add_get("/metrics", self._guarded(self.metrics))
@@ -90,30 +89,30 @@ class AdminRoutes:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def readyz(self, request: web.Request) -> web.Response:
+        """200 when the store answers and start-up (any restore) finished, else 503."""
+        runtime = self.runtime
+        if not runtime.ready:
+            return web.json_response({"status": "starting"}, status=503)
+        if not await runtime.store.ready():
+            return web.json_response(
+                {"status": "store unavailable"}, status=503, headers={"Retry-After": "5"}
+            )
+        return web.json_response({"status": "ready"})
+
     async def stats(self, request: web.Request) -> web.Response:
-        try:
-            stats = await await_me_maybe(self.runtime.manager.get_all_stats())
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
+        stats = await self.runtime.store.get_all_stats()
         stats["webhooks"] = {name: c.as_dict() for name, c in self.runtime.webhooks.items()}
         return web.json_response(stats)
 
     async def debug(self, request: web.Request) -> web.Response:
-        try:
-            return web.json_response(await await_me_maybe(self.runtime.manager.get_debug_info()))
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
+        return web.json_response(await self.runtime.store.get_debug_info())
 
     async def metrics(self, request: web.Request) -> web.Response:
-        manager = self.runtime.manager
+        store = self.runtime.store
         try:  # the collector is synchronous: read the store's views first
-            self.runtime.views = (
-                await await_me_maybe(manager.get_debug_info()),
-                await await_me_maybe(manager.get_all_stats()),
-            )
+            self.runtime.views = (await store.get_debug_info(), await store.get_all_stats())
             body = render(self.registry)
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc)}, status=503)
         finally:
             self.runtime.views = None
         response = web.Response(body=body)

@@ -28,10 +28,12 @@ import pluggy
 from aiohttp import web
 
 from plugin.client import WhatsAppClient
+from plugin.core.durations import format_duration
 from plugin.core.manager import MessageSessionManager
 from plugin.hooks.events import HookEvents
 from plugin.hooks.plugins import make_plugin_manager
 from plugin.server.admin import AdminRoutes
+from plugin.server.errors import store_errors
 from plugin.server.metrics import make_registry
 from plugin.server.receive import ReceivePipeline
 from plugin.server.runtime import (
@@ -45,10 +47,8 @@ from plugin.server.runtime import (
 )
 from plugin.server.webhooks import WebhookRoutes
 from plugin.settings.loading import Settings, load_settings
-from plugin.stores.base import Store, build_store, cleanup_store
+from plugin.stores.base import Store, as_store, build_store
 from plugin.stores.deferred import deferred_writes
-from plugin.stores.redis.store import RedisStore
-from plugin.stores.snapshot import load_snapshot, save_snapshot, save_snapshot_async
 
 __all__ = [
     "CLIENT_KEY",
@@ -80,7 +80,7 @@ def setup(
     app: web.Application,
     settings: SettingsSource = None,
     *,
-    manager: Store | None = None,
+    manager: Store | MessageSessionManager | None = None,
     clock: Callable[[], float] | None = None,
     plugins: pluggy.PluginManager | None = None,
     client: WhatsAppClient | None = None,
@@ -97,29 +97,30 @@ def setup(
     if RUNTIME_KEY in app:
         raise RuntimeError("the WhatsApp session plugin is already set up on this application")
     resolved = _settings(settings)
-    restored: dict[str, Any] = {}
-    if manager is None and resolved.store == "memory" and resolved.state_file:
-        # The durable in-memory store: carry on from the last snapshot.
-        manager, restored = load_snapshot(
-            resolved.state_file, options=resolved.manager, clock=clock or time.time
-        )
-    elif manager is None:
-        manager = build_store(resolved, clock=clock or time.time)
+    if manager is None:
+        # The durable in-memory store restores its snapshot here: plugins see it from the start.
+        store = build_store(resolved, clock=clock or time.time)
+    else:
+        store = as_store(manager)
     if plugins is None:
-        plugins = make_plugin_manager(manager, resolved.plugins, entry_points=entry_points)
-    events = HookEvents(plugins, manager, max_queue=resolved.event_queue_size)
+        plugins = make_plugin_manager(store, resolved.plugins, entry_points=entry_points)
+    events = HookEvents(plugins, store, max_queue=resolved.event_queue_size)
     if client is None:
-        client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=manager)
+        client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=store)
+    restored = getattr(store, "restored", None) or {}
     webhooks = restored.get("webhooks")
-    runtime = Runtime(resolved, manager, plugins, events, client, webhooks={
+    runtime = Runtime(resolved, store, plugins, events, client, webhooks={
         str(name): WebhookCounters.from_state(state)
         for name, state in (webhooks.items() if isinstance(webhooks, dict) else ())
     })
+    if hasattr(store, "extra_state"):
+        store.extra_state = partial(_snapshot_extra, runtime)
     app[RUNTIME_KEY] = runtime
     app[SETTINGS_KEY] = resolved
-    app[MANAGER_KEY] = manager
+    app[MANAGER_KEY] = store
     app[PLUGIN_MANAGER_KEY] = plugins
     app[CLIENT_KEY] = client
+    app.middlewares.append(store_errors)
     WebhookRoutes(runtime).add_to(app)
     AdminRoutes(runtime, make_registry(runtime)).add_to(app)
     app.cleanup_ctx.append(partial(_lifecycle, runtime))
@@ -129,7 +130,7 @@ def setup(
 def create_app(
     settings: SettingsSource = None,
     *,
-    manager: Store | None = None,
+    manager: Store | MessageSessionManager | None = None,
     clock: Callable[[], float] | None = None,
     plugins: pluggy.PluginManager | None = None,
     client: WhatsAppClient | None = None,
@@ -143,54 +144,41 @@ def create_app(
 
 
 async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[None]:
-    settings, manager = runtime.settings, runtime.manager
+    settings, store = runtime.settings, runtime.store
     for warning in settings.warnings():
         log.warning("%s", warning)
-    if isinstance(manager, RedisStore):
-        await manager.connect()  # StoreUnavailable (naming the URL) stops the start-up
-    runtime.events.attach(manager)
-    runtime.pipeline = ReceivePipeline(runtime.plugins, manager, runtime.client)
+    await store.start()  # StoreUnavailable (naming the URL) stops the start-up
+    runtime.events.attach(store)
+    runtime.pipeline = ReceivePipeline(runtime.plugins, store, runtime.client)
     await runtime.events.start()
-    interval = manager.options.cleanup_interval
-    task = asyncio.get_running_loop().create_task(
-        _periodic_cleanup(manager, interval), name="whatsapp-cleanup"
-    )
+    interval = store.options.cleanup_interval
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(_periodic_cleanup(store, interval), name="whatsapp-cleanup")]
+    tasks += [loop.create_task(work, name="whatsapp-store") for work in store.background()]
     log.info(
-        "WhatsApp session plugin started: providers %s under %s, cleanup every %ss, sending %s",
+        "WhatsApp session plugin started: providers %s under %s, cleanup every %s, sending %s",
         ", ".join(settings.enabled_providers) or "none", settings.server.webhook_path,
-        f"{interval:g}", "configured" if runtime.client is not None else "not configured",
+        format_duration(interval),
+        "configured" if runtime.client is not None else "not configured",
     )
-    tasks = [task]
-    # The durable in-memory store; the Redis store is durable by itself.
-    memory = manager if isinstance(manager, MessageSessionManager) else None
-    state_file = settings.state_file if memory is not None else None
-    if memory is not None and state_file:
-        tasks.append(asyncio.get_running_loop().create_task(
-            _periodic_snapshot(runtime, memory, state_file, settings.snapshot_interval),
-            name="whatsapp-snapshot",
-        ))
+    runtime.ready = True
     try:
         yield
     finally:
+        runtime.ready = False
         for running in tasks:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
         try:
-            await cleanup_store(manager)
+            await store.cleanup()
         except Exception:
             log.exception("final cleanup failed")
-        if memory is not None and state_file:
-            try:
-                save_snapshot(memory, state_file, _snapshot_extra(runtime))
-            except Exception:
-                log.exception("final snapshot to %s failed", state_file)
         await runtime.events.stop()
         if runtime.client is not None:
             await runtime.client.close()
-        await deferred_writes(manager).close()  # one last try; what is left is logged
-        if isinstance(manager, RedisStore):
-            await manager.close()
+        await deferred_writes(store).close()  # one last try; what is left is logged
+        await store.close()
         log.info("WhatsApp session plugin stopped")
 
 
@@ -198,24 +186,12 @@ def _snapshot_extra(runtime: Runtime) -> dict[str, Any]:
     return {"webhooks": {name: c.as_state() for name, c in runtime.webhooks.items()}}
 
 
-async def _periodic_snapshot(
-    runtime: Runtime, manager: MessageSessionManager, path: str, interval: float
-) -> None:
-    # A crash loses at most what happened since the last of these.
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await save_snapshot_async(manager, path, _snapshot_extra(runtime))
-        except Exception:
-            log.exception("snapshot to %s failed", path)
-
-
-async def _periodic_cleanup(manager: Store, interval: float) -> None:
+async def _periodic_cleanup(store: Store, interval: float) -> None:
     # With the Redis store every replica runs this; the lease lets one at a time do the work.
     while True:
         await asyncio.sleep(interval)
         try:
-            await cleanup_store(manager)
+            await store.cleanup()
         except Exception:
             log.exception("periodic cleanup failed")
 

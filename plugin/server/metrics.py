@@ -16,7 +16,6 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from plugin.core.model import COUNTER_KEYS
 from plugin.server.runtime import Runtime
 from plugin.stores.deferred import deferred_writes
-from plugin.stores.redis.store import RedisStore
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "make_registry", "render"]
 
@@ -41,12 +40,9 @@ class RuntimeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         runtime = self.runtime
-        manager = runtime.manager
-        if runtime.views is not None:  # read beforehand (the Redis store's views are coroutines)
-            debug, all_stats = runtime.views
-        else:
-            assert not isinstance(manager, RedisStore), "read the Redis store's views first"
-            debug, all_stats = manager.get_debug_info(), manager.get_all_stats()
+        if runtime.views is None:  # the store's views are read by the /metrics route first
+            return
+        debug, all_stats = runtime.views
         stats = debug["manager_stats"]
         summary = all_stats["summary"]
 

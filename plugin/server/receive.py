@@ -15,14 +15,12 @@ import pluggy
 
 from adapters.base import ParseResult
 from plugin.core.errors import StoreUnavailable
-from plugin.core.manager import MessageSessionManager
 from plugin.core.model import InboundMessage, Outcome
 from plugin.hooks.events import call_hook
 from plugin.hooks.pipeline import Handler, Middleware, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.hooks.tracking import SessionTrackingPlugin
 from plugin.stores.base import Store
-from plugin.stores.redis.store import RedisStore
 
 if TYPE_CHECKING:
     from plugin.client import WhatsAppClient
@@ -69,11 +67,9 @@ class ReceivePipeline:
     async def run(self, result: ParseResult, provider: str, outcomes: dict[Outcome, int]) -> None:
         """Process every receipt and inbound message of ``result``; count receipt outcomes."""
         if self.fast:
-            if isinstance(self.manager, RedisStore):  # one round trip for the whole batch
+            if result.receipts:  # one call (one round trip for Redis) for the whole batch
                 for each in await self.manager.apply_receipts(result.receipts):
                     outcomes[each] += 1
-            else:
-                self._apply_all(self.manager, result, outcomes)
             for message in result.inbound:
                 await self._deliver(message, {})
             return
@@ -89,20 +85,6 @@ class ReceivePipeline:
             outcome = data.get("outcome")
             if outcome is not None:
                 outcomes[outcome] += 1
-
-    def _apply_all(
-        self, manager: MessageSessionManager, result: ParseResult, outcomes: dict[Outcome, int]
-    ) -> None:
-        apply = manager.apply_receipt
-        receipts = iter(result.receipts)
-        while True:
-            try:
-                for receipt in receipts:
-                    outcomes[apply(receipt)] += 1
-                return
-            except Exception:  # the chain would isolate it too: go on with the next receipt
-                log.exception("applying a receipt failed")
-                self.manager.record_hook_error()
 
     async def _deliver(self, event: Any, data: dict[str, Any]) -> Any:
         """The innermost handler: receipts were applied by the tracking middleware; inbound

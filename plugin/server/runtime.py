@@ -85,13 +85,19 @@ class Runtime:
     """The settings, manager, plugin manager, event dispatch, client and counters of one app."""
 
     settings: Settings
-    manager: Store  # the in-memory manager or the Redis store (settings.store)
+    store: Store  # the in-memory store or the Redis store (settings.store)
     plugins: pluggy.PluginManager
     events: HookEvents
     client: WhatsAppClient | None
     webhooks: dict[str, WebhookCounters]
     pipeline: ReceivePipeline | None = None  # built at start-up, once every plugin is in
     views: tuple[dict[str, Any], dict[str, Any]] | None = None  # (debug, stats) for /metrics
+    ready: bool = False  # started (any restore finished) and not yet stopping
+
+    @property
+    def manager(self) -> Store:
+        """The store (its name before the stores had a protocol)."""
+        return self.store
 
 
 RUNTIME_KEY = web.AppKey("whatsapp_runtime", Runtime)

@@ -15,7 +15,6 @@ from aiohttp import web
 
 from adapters import bridge, meta, twilio, waha
 from adapters.base import AdapterError, ParseResult, WebhookRequest
-from plugin.core.errors import StoreUnavailable
 from plugin.server.runtime import Runtime, WebhookCounters
 
 __all__ = ["BodyTooLarge", "WebhookRoutes", "read_body"]
@@ -117,12 +116,8 @@ class WebhookRoutes:
             pipeline = runtime.pipeline
             if pipeline is None:  # not started: an app used without its start-up signals
                 raise web.HTTPServiceUnavailable(text="the WhatsApp plugin is not started")
-            try:
-                await pipeline.run(result, provider, outcomes)
-            except StoreUnavailable as exc:  # nothing is lost: the provider retries the batch
-                log.error("%s webhook: store unavailable, answering 503: %s", provider, exc)
-                return web.Response(status=503, text="store unavailable, retry later",
-                                    headers={"Retry-After": "5"})
+            # StoreUnavailable becomes 503 (plugin.server.errors): the provider retries the batch.
+            await pipeline.run(result, provider, outcomes)
             return web.Response(text="OK")
 
         receive.__name__ = f"{provider}_webhook"

@@ -56,12 +56,13 @@ class DeferredWrites:
         self.recovered: Counter[str] = Counter()  # deferred writes done later
         self.dropped: Counter[str] = Counter()  # overflow, refused on retry, or lost at close
         self._queue: deque[_Write] = deque()
+        self._trying = 0  # writes taken off the queue for an attempt, not yet settled
         self._task: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
-        """Writes waiting for the store."""
-        return len(self._queue)
+        """Writes waiting for the store (an attempt under way included)."""
+        return len(self._queue) + self._trying
 
     def defer(self, kind: str, label: str, run: Callable[[], Awaitable[object]]) -> None:
         """Queue ``run`` (a write that just failed with StoreUnavailable) for the background
@@ -81,6 +82,7 @@ class DeferredWrites:
 
     async def _attempt(self, write: _Write) -> bool:
         """Run one write: True when done (or given up), False when the store is still away."""
+        self._trying += 1
         try:
             await write.run()
         except StoreUnavailable:
@@ -88,6 +90,8 @@ class DeferredWrites:
         except Exception as exc:
             self._drop(write, f"{type(exc).__name__}: {exc}")
             return True
+        finally:
+            self._trying -= 1
         self.recovered[write.kind] += 1
         log.info("deferred %s of %s done", write.kind, write.label)
         return True
@@ -96,7 +100,12 @@ class DeferredWrites:
         delay = self.first_delay
         while self._queue:
             write = self._queue.popleft()
-            if await self._attempt(write):
+            try:
+                done = await self._attempt(write)
+            except asyncio.CancelledError:  # close(): the write goes back for its last try
+                self._queue.appendleft(write)
+                raise
+            if done:
                 delay = self.first_delay
                 continue
             if len(self._queue) >= self.capacity:  # it is the oldest: it goes first

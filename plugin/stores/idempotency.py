@@ -12,9 +12,9 @@ recipient), for ``ack_tracking_window``. Entries are capped (oldest dropped) and
   frees the digest after a failed send so that a retry can send.
 * :meth:`SendLedger.lookup` is how a caller waiting on another's pending send polls.
 
-The in-memory ledger (:class:`MemorySendLedger`) serves one process; a store that is shared by
-replicas (the Redis store) provides its own through a ``send_ledger()`` method, and
-:func:`send_ledger` picks whichever the store has. Every method may raise
+Every store has one (``store.send_ledger()``, part of the ``Store`` protocol): the in-memory
+store a :class:`MemorySendLedger` (one process), the Redis store
+:class:`~plugin.stores.redis.idempotency.RedisSendLedger` (every replica). Every method may raise
 :class:`~plugin.core.errors.StoreUnavailable`.
 """
 
@@ -23,11 +23,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -36,7 +35,6 @@ __all__ = [
     "SendLedger",
     "SendRecord",
     "key_digest",
-    "send_ledger",
 ]
 
 #: Most idempotency entries a ledger keeps (oldest dropped over it).
@@ -167,23 +165,3 @@ class MemorySendLedger:
         entry = self._entries.get(digest)
         if entry is not None and entry.record is None and entry.token == token:
             del self._entries[digest]
-
-
-_memory: weakref.WeakKeyDictionary[object, MemorySendLedger] = weakref.WeakKeyDictionary()
-
-
-def send_ledger(store: Any) -> SendLedger:
-    """The idempotency ledger of ``store``: its own (``store.send_ledger()``: shared by every
-    replica) when it has one, otherwise one in this process, created on first use and shared by
-    every client of ``store``."""
-    own = getattr(store, "send_ledger", None)
-    if callable(own):
-        ledger: SendLedger = own()
-        return ledger
-    memory = _memory.get(store)
-    if memory is None:
-        options = store.options
-        memory = _memory[store] = MemorySendLedger(
-            options.ack_tracking_window, secret=options.redaction_key.encode()
-        )
-    return memory

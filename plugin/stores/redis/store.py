@@ -45,7 +45,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -73,7 +73,13 @@ from plugin.stores.redis import scripts as redis_scripts
 from plugin.stores.redis.args import ScriptArgs, valid_id
 from plugin.stores.redis.idempotency import RedisSendLedger
 from plugin.stores.redis.lease import Lease
-from plugin.stores.redis.views import all_stats, debug_info, parse_views, summary_of
+from plugin.stores.redis.views import (
+    PROCESS_BOUND_BYTES,
+    all_stats,
+    debug_info,
+    parse_views,
+    summary_of,
+)
 
 __all__ = ["RedisStore"]
 
@@ -190,6 +196,28 @@ class RedisStore(EventEmitter):
         self._complete = client.register_script(redis_scripts.COMPLETE)
         self._views = client.register_script(redis_scripts.VIEWS)
         self.lease = Lease(client, self._base + ":lease", self.lease_ttl)
+
+    async def start(self) -> None:
+        """The Store protocol's start: :meth:`connect`."""
+        await self.connect()
+
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        return []
+
+    async def ready(self) -> bool:
+        """True when Redis answers a PING."""
+        if self._redis is None:
+            return False
+        try:
+            with self._unavailable():
+                await self._redis.ping()
+        except StoreUnavailable:
+            return False
+        return True
+
+    def memory_bound_bytes(self) -> int:
+        """What this process holds for the store; the state's own bound is Redis-side."""
+        return PROCESS_BOUND_BYTES
 
     async def close(self) -> None:
         if self._redis is not None:
