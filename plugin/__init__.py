@@ -24,6 +24,11 @@ from plugin.core.model import (
 )
 
 __all__ = [
+    "CLIENT_KEY",
+    "MANAGER_KEY",
+    "PLUGIN_MANAGER_KEY",
+    "RUNTIME_KEY",
+    "SETTINGS_KEY",
     "CleanupReport",
     "InboundMessage",
     "MessageExpired",
@@ -32,7 +37,10 @@ __all__ = [
     "Outcome",
     "Receipt",
     "ReceiptError",
+    "SendError",
+    "SendResult",
     "SessionSummary",
+    "Settings",
     "SettingsError",
     "Status",
     "StatusChange",
@@ -56,6 +64,15 @@ _LAZY = {
     "create_app": "plugin.server.app",
     "setup": "plugin.server.app",
     "WhatsAppClient": "plugin.client",
+    "SendError": "plugin.client",
+    "SendResult": "plugin.hooks.pipeline",
+    "Settings": "plugin.settings.loading",
+    # The application keys (aiohttp ``web.AppKey``) of what ``setup(app)`` puts on the app.
+    "SETTINGS_KEY": "plugin.server.runtime",
+    "MANAGER_KEY": "plugin.server.runtime",
+    "PLUGIN_MANAGER_KEY": "plugin.server.runtime",
+    "CLIENT_KEY": "plugin.server.runtime",
+    "RUNTIME_KEY": "plugin.server.runtime",
 }
 
 

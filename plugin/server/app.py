@@ -104,7 +104,10 @@ def setup(
         store = as_store(manager)
     if plugins is None:
         plugins = make_plugin_manager(store, resolved.plugins, entry_points=entry_points)
-    events = HookEvents(plugins, store, max_queue=resolved.event_queue_size)
+    events = HookEvents(
+        plugins, store, max_queue=resolved.event_queue_size,
+        hook_timeout=resolved.hook_timeout, shutdown_timeout=resolved.shutdown_timeout,
+    )
     if client is None:
         client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=store)
     restored = getattr(store, "restored", None) or {}
@@ -149,7 +152,7 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
         log.warning("%s", warning)
     await store.start()  # StoreUnavailable (naming the URL) stops the start-up
     runtime.events.attach(store)
-    runtime.pipeline = ReceivePipeline(runtime.plugins, store, runtime.client)
+    runtime.pipeline = ReceivePipeline(runtime.plugins, store, runtime.client, runtime.events)
     await runtime.events.start()
     interval = store.options.cleanup_interval
     loop = asyncio.get_running_loop()

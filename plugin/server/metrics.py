@@ -97,8 +97,13 @@ class RuntimeCollector(Collector):
             value=stats["evicted_total"],
         )
         yield CounterMetricFamily(
-            f"{PREFIX}_events_dropped", "Hook events dropped because the event queue was full",
-            value=runtime.events.dropped,
+            f"{PREFIX}_events_lost", "Hook events never delivered: still queued at shutdown "
+            "past shutdown_timeout",
+            value=runtime.events.lost,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_events_queued", "Hook events waiting for delivery",
+            value=runtime.events.backlog,
         )
         yield from _send_metrics(runtime)
 

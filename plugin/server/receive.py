@@ -16,7 +16,7 @@ import pluggy
 from adapters.base import ParseResult
 from plugin.core.errors import StoreUnavailable
 from plugin.core.model import InboundMessage, Outcome
-from plugin.hooks.events import call_hook
+from plugin.hooks.events import HookEvents, call_hook
 from plugin.hooks.pipeline import Handler, Middleware, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.hooks.tracking import SessionTrackingPlugin
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["ReceivePipeline"]
 
 log = logging.getLogger("plugin.server.receive")
+
+#: Receipts applied between two checks for room in the event queue (backpressure), at most;
+#: a quarter of the queue when that is less, so one slice overshoots it by at most that much.
+SLICE = 256
 
 
 def _only_tracking(middlewares: list[Middleware], manager: Store) -> bool:
@@ -49,6 +53,9 @@ class ReceivePipeline:
     Built once (at application start-up, when every plugin is registered). When the built-in
     tracking is the only receive middleware, receipts go straight to the manager: the same
     effect as the chain, without a coroutine and a dict per receipt.
+
+    Backpressure: when ``events`` holds ``event_queue_size`` hook events, the next slice of
+    receipts waits for room (events are never dropped; the provider's request takes longer).
     """
 
     def __init__(
@@ -56,24 +63,36 @@ class ReceivePipeline:
         plugins: pluggy.PluginManager,
         manager: Store,
         client: WhatsAppClient | None = None,
+        events: HookEvents | None = None,
     ) -> None:
         self.plugins = plugins
         self.manager = manager
         self.client = client
+        self.events = events
+        self.hook_timeout = events.hook_timeout if events is not None else None
+        self.slice = SLICE if events is None else max(1, min(SLICE, events.max_queue // 4))
         middlewares = collect_middlewares(plugins).receive_middlewares
         self.fast = _only_tracking(middlewares, manager)
         self._chain: Handler = build_chain(middlewares, self._deliver)
 
     async def run(self, result: ParseResult, provider: str, outcomes: dict[Outcome, int]) -> None:
         """Process every receipt and inbound message of ``result``; count receipt outcomes."""
+        events = self.events
         if self.fast:
-            if result.receipts:  # one call (one round trip for Redis) for the whole batch
-                for each in await self.manager.apply_receipts(result.receipts):
+            receipts, size = result.receipts, self.slice
+            # One call (one round trip for Redis) per slice of the batch, room permitting.
+            for first in range(0, len(receipts), size):
+                if events is not None:
+                    await events.room()
+                chunk = receipts if len(receipts) <= size else receipts[first:first + size]
+                for each in await self.manager.apply_receipts(chunk):
                     outcomes[each] += 1
             for message in result.inbound:
                 await self._deliver(message, {})
             return
         for event in (*result.receipts, *result.inbound):
+            if events is not None:
+                await events.room()
             data: dict[str, Any] = {"provider": provider, "client": self.client}
             try:
                 await self._chain(event, data)
@@ -95,5 +114,6 @@ class ReceivePipeline:
                 "whatsapp_message_received",
                 {"message": event, "client": self.client},
                 self.manager.record_hook_error,
+                self.hook_timeout,
             )
         return data.get("outcome")

@@ -50,7 +50,7 @@ MIB = 1024 * KIB
 PROVIDERS = ("meta", "twilio", "waha", "bridge")
 _SECTIONS = ("server", *PROVIDERS)
 _OTHER_KEYS = ("plugins", "store", "state_file", "snapshot_interval", "redis_url",
-               "redis_prefix", "event_queue_size")
+               "redis_prefix", "event_queue_size", "hook_timeout", "shutdown_timeout")
 _KNOWN_KEYS = frozenset({*MANAGER_KEYS, *_SECTIONS, *_OTHER_KEYS, "env"})
 #: Keys holding secrets: shown as "***", never logged or printed.
 _SECRET_KEYS = frozenset({
@@ -162,6 +162,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "wa-sessions"
     event_queue_size: int = 10_000
+    hook_timeout: float = 10.0
+    shutdown_timeout: float = 10.0
 
     @classmethod
     def from_mapping(cls, obj: object, *, env: str | None = None) -> Settings:
@@ -237,6 +239,8 @@ class Settings:
             plugins=list(self.plugins), store=self.store, state_file=self.state_file,
             snapshot_interval=format_duration(self.snapshot_interval), redis_url=self.redis_url,
             redis_prefix=self.redis_prefix, event_queue_size=self.event_queue_size,
+            hook_timeout=format_duration(self.hook_timeout),
+            shutdown_timeout=format_duration(self.shutdown_timeout),
         )
         if redact:
             for dotted in _SECRET_KEYS:
@@ -361,7 +365,9 @@ def check_config_command(args: argparse.Namespace) -> int:
         store += (f", snapshots to {settings.state_file} "
                   f"every {format_duration(settings.snapshot_interval)}")
     lines.append(store)
-    lines.append(f"event queue: {settings.event_queue_size} events")
+    lines.append(f"event queue: {settings.event_queue_size} events, hook calls bounded by "
+                 f"{format_duration(settings.hook_timeout)}, shutdown waits "
+                 f"{format_duration(settings.shutdown_timeout)} for queued events")
     from plugin.core.manager import MessageSessionManager  # the CLI only: settings stay light
 
     bound = MessageSessionManager(options=settings.manager).memory_bound_bytes()

@@ -108,6 +108,8 @@ def _validate(data: dict[str, Any], env: object) -> Settings:
         redis_url=redis_url,
         redis_prefix=prefix,
         event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
+        hook_timeout=top.duration("hook_timeout", 10.0, 0.001, 3600.0),
+        shutdown_timeout=top.duration("shutdown_timeout", 10.0, 0.0, 3600.0),
     )
     if settings.production:
         problems.extend(_production_problems(settings))
