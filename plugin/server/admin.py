@@ -2,9 +2,10 @@
 and ``/readyz`` (open).
 
 With ``server.admin_token`` set, the guarded routes need ``Authorization: Bearer <token>``, from
-loopback too (compared in constant time). Without it they answer loopback clients only: a
-request that came through a proxy on the same host is a loopback request, so keep the token set
-whenever anything else can reach the port.
+loopback too (compared in constant time, as bytes; during a rotation either of the two tokens is
+accepted; a header that is not ASCII is refused with 401, never decoded further). Without it
+they answer loopback clients only: a request that came through a proxy on the same host is a
+loopback request, so keep the token set whenever anything else can reach the port.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class AdminRoutes:
     def __init__(self, runtime: Runtime, registry: CollectorRegistry) -> None:
         self.runtime = runtime
         self.registry = registry
-        token = runtime.settings.server.admin_token
-        self._token = token.encode() if token else None
+        tokens = runtime.settings.server.admin_tokens
+        self._tokens = tuple(token.encode("utf-8", "surrogateescape") for token in tokens)
+        self._token = self._tokens[0] if self._tokens else None
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
@@ -65,12 +67,19 @@ class AdminRoutes:
             return web.json_response(
                 {"error": "admin routes answer loopback clients only while server.admin_token "
                           "is not set"}, status=403)
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # aiohttp decodes header bytes that are not UTF-8 as surrogates: such a header (or any
+        # other non-ASCII one) is refused as a missing credential, never encoded further.
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ") if header.isascii() else ("", "", "")
         if scheme.lower() != "bearer" or not given.strip():
             return web.json_response(
                 {"error": "missing Authorization: Bearer <server.admin_token>"},
                 status=401, headers={"WWW-Authenticate": 'Bearer realm="wa-sessions"'})
-        if not hmac.compare_digest(given.strip().encode(), self._token):
+        presented = given.strip().encode("ascii")
+        matched = False
+        for token in self._tokens:  # every token is compared: timing does not tell which
+            matched |= hmac.compare_digest(presented, token)
+        if not matched:
             return web.json_response({"error": "wrong admin token"}, status=403)
         return None
 

@@ -29,6 +29,8 @@ _WEBHOOK_COUNTERS = (
     ("rejected", "Malformed webhook items, and bodies refused with 400 or 413"),
     ("ignored", "Well-formed webhook items that are not tracked (other statuses or events)"),
     ("unauthorized", "Webhook requests refused with 401 or 403"),
+    ("stopped", "Parsed receipts a receive middleware handled without passing them on"),
+    ("errors", "Parsed receipts whose processing raised (logged): no outcome"),
 )
 
 

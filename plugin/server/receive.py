@@ -4,6 +4,11 @@ then to its destination (receipts to the manager through the tracking plugin, in
 
 A middleware or hook that raises is logged and counted in the manager's ``hook_errors``; the
 other events of the request still run and the provider still gets its 200.
+
+Every parsed receipt ends in exactly one place: an outcome (``outcomes``), ``stopped`` (a
+middleware returned without passing it on) or ``errors`` (applying it raised; logged and
+counted, the rest of the batch still applied). Adapters validate every field, so ``errors``
+stays 0 unless something is wrong inside: ``parsed = outcomes + stopped + errors`` always.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import pluggy
 
 from adapters.base import ParseResult
 from plugin.core.errors import StoreUnavailable
-from plugin.core.model import InboundMessage, Outcome
+from plugin.core.model import InboundMessage
 from plugin.hooks.events import HookEvents, call_hook
 from plugin.hooks.pipeline import Handler, Middleware, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.hooks.tracking import SessionTrackingPlugin
+from plugin.server.runtime import WebhookCounters
 from plugin.stores.base import Store
 
 if TYPE_CHECKING:
@@ -75,8 +81,12 @@ class ReceivePipeline:
         self.fast = _only_tracking(middlewares, manager)
         self._chain: Handler = build_chain(middlewares, self._deliver)
 
-    async def run(self, result: ParseResult, provider: str, outcomes: dict[Outcome, int]) -> None:
-        """Process every receipt and inbound message of ``result``; count receipt outcomes."""
+    async def run(
+        self, result: ParseResult, provider: str, counters: WebhookCounters
+    ) -> None:
+        """Process every receipt and inbound message of ``result``; count where each receipt
+        ends (an outcome, ``stopped`` or ``errors``)."""
+        outcomes = counters.outcomes
         events = self.events
         if self.fast:
             receipts, size = result.receipts, self.slice
@@ -85,15 +95,22 @@ class ReceivePipeline:
                 if events is not None:
                     await events.room()
                 chunk = receipts if len(receipts) <= size else receipts[first:first + size]
-                for each in await self.manager.apply_receipts(chunk):
+                applied = await self.manager.apply_receipts(chunk)
+                for each in applied:
                     outcomes[each] += 1
+                # A store gives one outcome per receipt it applied; one that raised is logged
+                # and left out by the store (the rest of the batch applied): count it here.
+                if len(applied) != len(chunk):
+                    counters.errors += len(chunk) - len(applied)
             for message in result.inbound:
                 await self._deliver(message, {})
             return
-        for event in (*result.receipts, *result.inbound):
+        parsed = len(result.receipts)
+        for index, event in enumerate((*result.receipts, *result.inbound)):
             if events is not None:
                 await events.room()
             data: dict[str, Any] = {"provider": provider, "client": self.client}
+            failed = False
             try:
                 await self._chain(event, data)
             except StoreUnavailable:  # the webhook answers 503: the provider retries later
@@ -101,9 +118,15 @@ class ReceivePipeline:
             except Exception:
                 log.exception("receive middleware failed on a %s event", provider)
                 self.manager.record_hook_error()
+                failed = True
             outcome = data.get("outcome")
             if outcome is not None:
                 outcomes[outcome] += 1
+            elif index < parsed:  # a receipt that got no outcome
+                if failed:
+                    counters.errors += 1
+                else:
+                    counters.stopped += 1
 
     async def _deliver(self, event: Any, data: dict[str, Any]) -> Any:
         """The innermost handler: receipts were applied by the tracking middleware; inbound

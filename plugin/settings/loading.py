@@ -27,12 +27,14 @@ from plugin.core.options import MANAGER_KEYS, ManagerOptions
 __all__ = [
     "BridgeSettings",
     "MetaSettings",
+    "Secret",
     "ServerSettings",
     "Settings",
     "TwilioSettings",
     "WahaSettings",
     "check_config_command",
     "load_settings",
+    "secret_values",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ _VERBATIM_KEYS = frozenset({
     "twilio.auth_token", "twilio.account_sid", "twilio.public_url", "twilio.api_base_url",
     "waha.hmac_key", "bridge.secret",
 })
+#: Secret keys that accept two values during a rotation.
+_ROTATING_KEYS = frozenset({"server.admin_token", "meta.app_secret"})
 _SWITCHES = frozenset({ENV_VARIABLE, SETTINGS_FILE_VARIABLE})
 #: Keys dynaconf adds to ``as_dict()`` itself, and our own switch WHATSAPP_SETTINGS_FILE.
 _DYNACONF_KEYS = frozenset({"load_dotenv", "settings_file", "settings_files"})
@@ -77,13 +81,31 @@ def _is_dynaconf_key(key: str) -> bool:
     return key in _DYNACONF_KEYS or key.endswith("_for_dynaconf")
 
 
+#: A secret setting: one value, or the two values accepted during a rotation.
+Secret = str | tuple[str, ...]
+
+
+def secret_values(secret: Secret | None) -> tuple[str, ...]:
+    """Every accepted value of a secret setting (none when it is not set)."""
+    if secret is None:
+        return ()
+    return (secret,) if isinstance(secret, str) else secret
+
+
 @dataclass(slots=True, frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     webhook_path: str = "/webhooks"
-    admin_token: str | None = field(default=None, repr=False)
+    #: One token, or two during a rotation (either is accepted; the CLI sends the first).
+    admin_token: Secret | None = field(default=None, repr=False)
     max_body_size: int = 3 * MIB
+    #: A request body that has not fully arrived after this many seconds is refused with 408.
+    read_timeout: float = 30.0
+
+    @property
+    def admin_tokens(self) -> tuple[str, ...]:
+        return secret_values(self.admin_token)
 
 
 @dataclass(slots=True, frozen=True)
@@ -91,7 +113,8 @@ class MetaSettings:
     """Meta Cloud API, and the BSPs that forward its format (360dialog, Gupshup v3)."""
 
     enabled: bool = True
-    app_secret: str | None = field(default=None, repr=False)
+    #: One app secret, or two during a rotation (a signature by either is accepted).
+    app_secret: Secret | None = field(default=None, repr=False)
     verify_token: str | None = field(default=None, repr=False)
     access_token: str | None = field(default=None, repr=False)
     phone_number_id: str | None = None
@@ -103,6 +126,10 @@ class MetaSettings:
     @property
     def signed(self) -> bool:
         return self.app_secret is not None or self.shared_secret is not None
+
+    @property
+    def app_secrets(self) -> tuple[str, ...]:
+        return secret_values(self.app_secret)
 
 
 @dataclass(slots=True, frozen=True)
@@ -235,6 +262,10 @@ class Settings:
             section = getattr(self, name)
             out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
         out["server"]["max_body_size"] = _format_size(self.server.max_body_size)
+        out["server"]["read_timeout"] = format_duration(self.server.read_timeout)
+        for head, tail in (("server", "admin_token"), ("meta", "app_secret")):
+            if isinstance(out[head][tail], tuple):  # a rotation: a list, as settings spell it
+                out[head][tail] = list(out[head][tail])
         out.update(
             plugins=list(self.plugins), store=self.store, state_file=self.state_file,
             snapshot_interval=format_duration(self.snapshot_interval), redis_url=self.redis_url,
@@ -326,7 +357,7 @@ def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, st
         key = name.removeprefix(f"{ENVVAR_PREFIX}_")
         dotted = key.lower().replace("__", ".")
         if dotted in _VERBATIM_KEYS:
-            verbatim[dotted] = raw
+            verbatim[dotted] = _rotation_list(raw) if dotted in _ROTATING_KEYS else raw
             continue
         try:
             dyn.set(key, boolean_fix(raw), tomlfy=True)
@@ -335,6 +366,18 @@ def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, st
             problems.append(SettingProblem(
                 dotted, shown, f"a value dynaconf can parse from {name} ({type(exc).__name__})"))
     return verbatim
+
+
+def _rotation_list(raw: str) -> Any:
+    """A secret variable as given, or the list it spells as a TOML array of strings
+    (``WHATSAPP_META__APP_SECRET='["new", "old"]'`` during a rotation)."""
+    if not raw.lstrip().startswith("["):
+        return raw
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+    return value if all(isinstance(item, str) for item in value) else raw
 
 
 def check_config_command(args: argparse.Namespace) -> int:
@@ -352,8 +395,10 @@ def check_config_command(args: argparse.Namespace) -> int:
     server = settings.server
     lines.append(
         f"server: {server.host}:{server.port}, webhooks under {server.webhook_path}, "
-        f"max body {_format_size(server.max_body_size)}, admin token "
-        + ("set" if server.admin_token else "not set (admin routes answer loopback only)"))
+        f"max body {_format_size(server.max_body_size)}, read timeout "
+        f"{format_duration(server.read_timeout)}, admin token "
+        + (("set" if len(server.admin_tokens) < 2 else "set (2 values: rotating)")
+           if server.admin_token else "not set (admin routes answer loopback only)"))
     providers = [f"{name} ({'signed' if settings.provider(name).signed else 'UNSIGNED'})"
                  for name in settings.enabled_providers]
     lines.append(f"providers: {', '.join(providers) or 'none'}")

@@ -23,6 +23,7 @@ from plugin.settings.loading import (
     REDACTED,
     BridgeSettings,
     MetaSettings,
+    Secret,
     ServerSettings,
     Settings,
     TwilioSettings,
@@ -61,12 +62,13 @@ def _validate(data: dict[str, Any], env: object) -> Settings:
         host=s.text("host", "127.0.0.1", required=True) or "127.0.0.1",
         port=s.integer("port", 8080, 0, 65535),
         webhook_path=s.path("webhook_path", "/webhooks"),
-        admin_token=s.text("admin_token"),
+        admin_token=s.secret("admin_token"),
         max_body_size=s.size("max_body_size", 3 * MIB),
+        read_timeout=s.duration("read_timeout", 30.0, 0.01, 3600.0),
     )
     m = top.section("meta")
     meta = MetaSettings(
-        app_secret=m.text("app_secret"), verify_token=m.text("verify_token"),
+        app_secret=m.secret("app_secret"), verify_token=m.text("verify_token"),
         access_token=m.text("access_token"), phone_number_id=m.text("phone_number_id"),
         api_base_url=m.url("api_base_url", "https://graph.facebook.com/v21.0") or "",
         shared_secret_header=m.text("shared_secret_header"), shared_secret=m.text("shared_secret"),
@@ -185,6 +187,20 @@ class _Reader:
             self.fail(key, "a string")
             return default
         return value
+
+    def secret(self, key: str) -> Secret | None:
+        """A secret that accepts a rotation: a string, or a list of two non-empty strings
+        (either value is accepted while both are listed)."""
+        value = self.data.get(key)
+        if not isinstance(value, list | tuple):
+            return self.text(key)
+        items = [str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+                 for item in value]
+        if len(items) != 2 or not all(isinstance(item, str) and item for item in items):
+            self.fail(key, "a string, or a list of two non-empty strings (during a rotation)")
+            return None
+        first, second = str(items[0]), str(items[1])
+        return first if first == second else (first, second)
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
