@@ -31,6 +31,7 @@ import pluggy
 from adapters.base import bare_address
 from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
+from plugin.core.records import message_key
 from plugin.hooks.events import call_hook
 from plugin.hooks.pipeline import Handler, OutboundMessage, SendResult, build_chain
 from plugin.hooks.plugins import collect_middlewares
@@ -306,11 +307,14 @@ class WhatsAppClient:
             except StoreUnavailable:  # the claim expires by itself after the pending TTL
                 log.warning("cannot release an idempotency key after a failed send")
             raise
-        record = SendRecord(result.message_id, result.provider)
+        # Filed by its message key, like its tracking: a serialized id embeds the chat's number.
+        record = SendRecord(message_key(result.provider, result.message_id), result.provider)
+        if not record.message_id:  # an unusable id (not tracked either): its claim expires
+            return result
         try:
             await ledger.complete(digest, token, record)
         except StoreUnavailable as exc:
-            label = f"{result.message_id} to {self._redact(result.to)}"
+            label = f"{record.message_id} to {self._redact(result.to)}"
             log.warning("idempotency record of %s deferred: %s", label, exc)
             deferred_writes(self.manager if self.manager is not None else self).defer(
                 "idempotency", label, lambda: ledger.complete(digest, token, record)

@@ -488,3 +488,44 @@ async def test_the_clinic_bot_sends_one_reminder_per_appointment(
     assert len(graph.requests) == 1
     assert answers == [{"message_id": "wamid.SENT0001", "replayed": False},
                        {"message_id": "wamid.SENT0001", "replayed": True}]
+
+
+# --- the send path tracks message keys ------------------------------------------------------
+
+
+class WahaClient(WhatsAppClient):
+    """A client whose provider call goes to WAHA: it answers with WAHA's serialized id, which
+    embeds the chat's number."""
+
+    sent_as = f"true_{NUMBER}@c.us_3EB0C767D71D4A0B6E8D"
+
+    async def _deliver(self, message: Any, data: dict[str, Any]) -> SendResult:
+        return SendResult(self.sent_as, NUMBER, "waha")
+
+
+async def test_sends_are_tracked_by_their_message_key_and_meet_acks_in_any_chat_form(
+    aiohttp_client,
+):
+    from tests.providers import waha_ack_body, waha_headers
+
+    settings = make_settings({"waha": {"hmac_key": "waha-key"}})
+    manager = MessageSessionManager.from_settings(settings, clock=Clock())
+    plugins = make_plugin_manager(manager, entry_points=False)
+    whatsapp = WahaClient(phone_number_id="1", access_token="t", plugins=plugins,
+                          manager=manager)
+    app = create_app(settings, manager=manager, plugins=plugins, client=whatsapp)
+    client = await aiohttp_client(app)
+    first = await whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-11")
+    assert first.message_id == WahaClient.sent_as  # what the provider answered, untouched
+    assert [record[0] for record in manager.records()] == ["3EB0C767D71D4A0B6E8D"]
+    again = await whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-11")
+    assert (again.message_id, again.provider, again.replayed) == (
+        "3EB0C767D71D4A0B6E8D", "waha", True)  # the record keeps the key: no number
+
+    body = waha_ack_body("true_123456789012345@lid_3EB0C767D71D4A0B6E8D", ack=2)
+    response = await client.post("/webhooks/waha", data=body,
+                                 headers=waha_headers(body, "waha-key"))
+    assert response.status == 200
+    summary = (await stats(client))["summary"]
+    assert (summary["receipts"]["applied"], summary["receipts"]["adopted"]) == (1, 0)
+    assert (summary["sent"], summary["delivered"]) == (1, 1)

@@ -18,6 +18,7 @@ from typing import Any
 from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import Receipt
+from plugin.core.records import message_key
 from plugin.hooks.hookspecs import hookimpl
 from plugin.hooks.pipeline import Handler, MiddlewareRegistry, OutboundMessage, SendResult
 from plugin.stores.base import Store, as_store
@@ -49,23 +50,30 @@ class SessionTrackingPlugin:
         return result
 
     async def track(self, result: SendResult) -> None:
-        """Track a message the provider accepted; never raises."""
+        """Track a message the provider accepted, by its message key (a serialized
+        whatsapp-web.js / WAHA id by its key part: no number in the id); never raises."""
         manager = self.manager
+        key = message_key(result.provider, result.message_id)
+        if not key:
+            manager.record_hook_error()
+            log.error("a %s send answered with an unusable message id; not tracked",
+                      result.provider)
+            return
         try:
-            await manager.track_sent(result.message_id, recipient=result.to)
+            await manager.track_sent(key, recipient=result.to)
         except StoreUnavailable as exc:
             sent_at = time.time()  # the retry keeps the message in the session it was sent in
-            label = f"{result.message_id} to {manager.redact(result.to)}"
+            label = f"{key} to {manager.redact(result.to)}"
             log.warning("tracking of %s deferred: %s", label, exc)
 
             async def retry() -> None:
-                await manager.track_sent(result.message_id, recipient=result.to, sent_at=sent_at)
+                await manager.track_sent(key, recipient=result.to, sent_at=sent_at)
 
             deferred_writes(manager).defer("track", label, retry)
         except Exception:
             manager.record_hook_error()
             log.exception("tracking of %s to %s failed; the message is not tracked",
-                          result.message_id, manager.redact(result.to))
+                          key, manager.redact(result.to))
 
     @hookimpl
     def whatsapp_register_middlewares(self, register: MiddlewareRegistry) -> None:
