@@ -37,6 +37,7 @@ from plugin.hooks.events import HookEvents
 from plugin.hooks.plugins import make_plugin_manager
 from plugin.server.admin import AdminRoutes
 from plugin.server.errors import store_errors
+from plugin.server.latency import LatencyObserver, events_carry_send_time
 from plugin.server.metrics import make_registry
 from plugin.server.receive import ReceivePipeline
 from plugin.server.runtime import (
@@ -121,6 +122,8 @@ def setup(
     })
     if hasattr(store, "extra_state"):
         store.extra_state = partial(_snapshot_extra, runtime)
+    if events_carry_send_time():  # else the latency histogram stays empty, and costs nothing
+        plugins.register(LatencyObserver(runtime.latency), name="wa-sessions-latency")
     app[RUNTIME_KEY] = runtime
     app[SETTINGS_KEY] = resolved
     app[MANAGER_KEY] = store
