@@ -15,7 +15,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from plugin.core.model import Outcome, Status, StatusChange
+from plugin.server import app as app_module
 from plugin.server.latency import BUCKETS, LatencyHistogram
+from plugin.server.runtime import PLUGIN_MANAGER_KEY
 from tests.providers import meta_failed_status, meta_status, meta_status_body
 from tests.redis_support import redis_prefix, redis_url
 from tests.serving import ADMIN_TOKEN, Clock, make_app
@@ -156,3 +158,19 @@ def test_the_latency_histogram_needs_the_send_time_and_clamps_at_zero():
     histogram.observe_change(_change(Status.SENT, Status.DELIVERED, 1000.0, 1003.0))
     assert histogram.buckets("delivered")[0] == (f"{BUCKETS[0]:g}", 1.0)
     assert histogram.sums["delivered"] == 0.0
+
+
+@pytest.mark.parametrize(("carries", "listener", "registered"), [
+    (False, True, False),  # today: StatusChange has no send time
+    (True, False, False),  # the observer alone must not turn per-receipt events on
+    (True, True, True),
+])
+async def test_the_latency_observer_joins_only_events_that_flow_anyway(
+    aiohttp_client, monkeypatch, carries, listener, registered
+):
+    monkeypatch.setattr(app_module, "events_carry_send_time", lambda: carries)
+    plugins = ["examples.failure_triage.plugin"] if listener else []
+    app, _ = make_app({"plugins": plugins}, clock=Clock())
+    await aiohttp_client(app)  # starts the application
+    pm = app[PLUGIN_MANAGER_KEY]
+    assert (pm.get_plugin("wa-sessions-latency") is not None) is registered

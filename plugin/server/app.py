@@ -122,8 +122,6 @@ def setup(
     })
     if hasattr(store, "extra_state"):
         store.extra_state = partial(_snapshot_extra, runtime)
-    if events_carry_send_time():  # else the latency histogram stays empty, and costs nothing
-        plugins.register(LatencyObserver(runtime.latency), name="wa-sessions-latency")
     app[RUNTIME_KEY] = runtime
     app[SETTINGS_KEY] = resolved
     app[MANAGER_KEY] = store
@@ -157,6 +155,7 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
     for warning in settings.warnings():
         log.warning("%s", warning)
     await store.start()  # StoreUnavailable (naming the URL) stops the start-up
+    _observe_latency(runtime)
     runtime.events.attach(store)
     runtime.pipeline = ReceivePipeline(runtime.plugins, store, runtime.client, runtime.events)
     await runtime.events.start()
@@ -189,6 +188,19 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
         await deferred_writes(store).close()  # one last try; what is left is logged
         await store.close()
         log.info("WhatsApp session plugin stopped")
+
+
+def _observe_latency(runtime: Runtime) -> None:
+    """Feed ``wa_sessions_delivery_latency_seconds`` from status changes, when they carry the
+    send time and some plugin already listens to them: the observer must not be the reason the
+    receipt path builds and queues an event per receipt."""
+    plugins = runtime.plugins
+    if (
+        events_carry_send_time()
+        and runtime.events.listens("whatsapp_status_changed")
+        and plugins.get_plugin("wa-sessions-latency") is None
+    ):
+        plugins.register(LatencyObserver(runtime.latency), name="wa-sessions-latency")
 
 
 def _snapshot_extra(runtime: Runtime) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """``wa_sessions_delivery_latency_seconds{status}``: seconds from a message's send time to its
 first delivered and first read receipt, as a Prometheus histogram of this process.
 
-It is fed from ``status changed`` events, and only when they carry the send time
-(``StatusChange.sent_at``, epoch seconds): the observer is registered only then, so the receipt
-path pays nothing while they do not. Until then the histogram is exported with zero counts: the
-metric exists for dashboards and alert rules, and no number is made up.
+It is fed from ``status changed`` events when they carry the send time (``StatusChange.sent_at``,
+epoch seconds) and some plugin listens to them anyway: the observer is registered at start-up
+only then, so it never makes the receipt path build and queue an event per receipt. Otherwise
+the histogram is exported with zero counts: the metric exists for dashboards and alert rules,
+and no number is made up. A store that measures latency itself can feed it with
+:meth:`LatencyHistogram.observe`.
 """
 
 from __future__ import annotations
