@@ -22,6 +22,9 @@ from typing import Any
 
 from plugin.core.emitter import EventEmitter, EventSink
 from plugin.core.ladder import (
+    LATENCY_MARKS,
+    MAKES_DELIVERED,
+    MAKES_READ,
     O_ADOPTED,
     O_APPLIED,
     O_LATE,
@@ -30,6 +33,7 @@ from plugin.core.ladder import (
     STATUSES,
     TRANSITIONS,
 )
+from plugin.core.latency import bucket_of
 from plugin.core.lifecycle import SessionBook
 from plugin.core.memory_bound import max_active_sessions, memory_bound_bytes
 from plugin.core.model import (
@@ -43,10 +47,15 @@ from plugin.core.model import (
 from plugin.core.options import ManagerOptions, resolve_options
 from plugin.core.records import (
     MAX_MESSAGE_ID_LENGTH,
+    NO_SEND_TIME,
     OFFSET_MASK,
     OFFSET_SHIFT,
+    RECIPIENT_MASK,
     RECIPIENT_SHIFT,
+    STATUS_MASK,
+    TAG_SHIFT,
     check_message_id,
+    normalize_tag,
 )
 from plugin.core.session import MessageSession
 from plugin.core.views import all_stats, manager_stats
@@ -61,7 +70,8 @@ __all__ = [
 
 log = logging.getLogger("plugin.core.manager")
 
-_Q, _F = int(Status.QUEUED), int(Status.FAILED)
+_Q, _S, _F = int(Status.QUEUED), int(Status.SENT), int(Status.FAILED)
+_TAGGED = 1 << TAG_SHIFT
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -94,10 +104,16 @@ class MessageSessionManager(SessionBook):
     # -- public API -----------------------------------------------------------------------------
 
     def track_sent(
-        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+        self,
+        message_id: str,
+        recipient: str | None = None,
+        sent_at: float | None = None,
+        *,
+        tag: str | None = None,
     ) -> bool:
-        """Start tracking a message this process sent. False if it was already tracked, or its
-        session has already completed."""
+        """Start tracking a message this process sent (``tag``: what it is, e.g. the template's
+        name, for the per-tag funnels). False if it was already tracked, or its session has
+        already completed."""
         now = self._clock()
         if now >= self._next_due:
             self._run_due(now)
@@ -118,11 +134,12 @@ class MessageSessionManager(SessionBook):
         if not message_id.isascii():
             check_message_id(message_id)
         offset = min(int(moment - session.start), OFFSET_MASK)
-        self._insert(
-            session,
-            message_id,
-            (self._codec.field(recipient) << RECIPIENT_SHIFT) | (offset << OFFSET_SHIFT),
-        )
+        packed = (self._codec.field(recipient) << RECIPIENT_SHIFT) | (offset << OFFSET_SHIFT)
+        if tag is not None:
+            name = normalize_tag(tag)
+            if name is not None:
+                packed |= session.tag_of(name, self.options.max_tags_per_session) << TAG_SHIFT
+        self._insert(session, message_id, packed)
         return True
 
     def apply_receipt(self, receipt: Receipt) -> Outcome:
@@ -145,8 +162,9 @@ class MessageSessionManager(SessionBook):
             return self._late(session)
         if timestamp is not None and timestamp <= cutoff:
             return self._late(session)
-        current = packed & 7
-        outcome, new, deltas = TRANSITIONS[current * 6 + receipt.status]
+        current = packed & STATUS_MASK
+        transition = current * 6 + receipt.status
+        outcome, new, deltas = TRANSITIONS[transition]
         self._receipts[outcome] += 1
         session.receipts[outcome] += 1
         if outcome != O_APPLIED:
@@ -155,11 +173,40 @@ class MessageSessionManager(SessionBook):
         counters = session.counters
         for index, delta in deltas:
             counters[index] += delta
+        marks = LATENCY_MARKS[transition]
+        if marks or packed >= _TAGGED:
+            self._account(session, packed, deltas, marks, now if timestamp is None else timestamp)
         if new == _F:
             session.count_error(receipt.error.code if receipt.error is not None else None)
         if self._on_status is not None:
             self._announce(session, receipt, packed, current, new, Outcome.APPLIED, now)
         return Outcome.APPLIED
+
+    def _account(
+        self,
+        session: MessageSession,
+        packed: int,
+        deltas: tuple[tuple[int, int], ...],
+        marks: int,
+        timestamp: float,
+    ) -> None:
+        """An applied transition's share for the message's tag and the latency histograms."""
+        tag = packed >> TAG_SHIFT
+        if tag:
+            tag_counters = session.tag_counters[tag]
+            for index, delta in deltas:
+                tag_counters[index] += delta
+        if marks and not packed & NO_SEND_TIME:
+            seconds = timestamp - session.start - ((packed >> OFFSET_SHIFT) & OFFSET_MASK)
+            bucket = bucket_of(seconds)
+            if marks & MAKES_DELIVERED:
+                histogram = session.delivered_latency
+                histogram[bucket] = histogram.get(bucket, 0) + 1
+                self.latency_totals.observe(0, seconds)
+            if marks & MAKES_READ:
+                histogram = session.read_latency
+                histogram[bucket] = histogram.get(bucket, 0) + 1
+                self.latency_totals.observe(1, seconds)
 
     def _late(self, session: MessageSession) -> Outcome:
         self._receipts[O_LATE] += 1
@@ -192,6 +239,8 @@ class MessageSessionManager(SessionBook):
         packed = (self._codec.field(receipt.recipient) << RECIPIENT_SHIFT) | (
             offset << OFFSET_SHIFT
         )
+        if receipt.status > _S:  # adopted past "sent": its send time is not known
+            packed |= NO_SEND_TIME
         self._insert(target, receipt.message_id, packed)
         _, new, deltas = TRANSITIONS[_Q * 6 + receipt.status]
         target.records[receipt.message_id] = packed | new
@@ -223,7 +272,7 @@ class MessageSessionManager(SessionBook):
             None if old is None else STATUSES[old],
             STATUSES[new],
             outcome,
-            self._codec.text(packed >> RECIPIENT_SHIFT),
+            self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
             receipt.provider,
             now if receipt.timestamp is None else receipt.timestamp,
             receipt.error,
@@ -286,9 +335,9 @@ class MessageSessionManager(SessionBook):
                 yield (
                     message_id,
                     session.session_id,
-                    STATUSES[packed & 7],
+                    STATUSES[packed & STATUS_MASK],
                     session.start + ((packed >> OFFSET_SHIFT) & OFFSET_MASK),
-                    self._codec.text(packed >> RECIPIENT_SHIFT),
+                    self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
                 )
 
     def max_active_sessions(self) -> int:
@@ -318,6 +367,10 @@ class MessageSessionManager(SessionBook):
             self.history,
             tracked_messages=self._tracked,
             receipts=self._receipts,
+            latency=(
+                [s.delivered_latency for s in self._sessions],
+                [s.read_latency for s in self._sessions],
+            ),
         )
 
     def get_debug_info(self) -> dict[str, Any]:

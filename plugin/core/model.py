@@ -134,6 +134,11 @@ class MessageExpired:
     reason: str  # "window" (its ack window ended) or "session" (its session completed first)
 
 
+_NO_LATENCY = {
+    kind: {"count": 0, "p50": None, "p90": None, "p99": None} for kind in ("delivered", "read")
+}
+
+
 @dataclass(slots=True, frozen=True)
 class SessionSummary:
     """What is kept of a completed session: its funnel and its receipt outcomes."""
@@ -145,6 +150,10 @@ class SessionSummary:
     counters: dict[str, int]
     receipts: dict[str, int]
     errors: dict[str, int]
+    #: Each tag's funnel (``"other"`` past ``max_tags_per_session``).
+    tags: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: ``{"delivered": {"count", "p50", "p90", "p99"}, "read": {…}}`` in seconds.
+    latency: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +165,8 @@ class SessionSummary:
             "receipts": dict(self.receipts),
             "errors": dict(self.errors),
             "failures": self.failures,
+            "tags": {tag: dict(funnel) for tag, funnel in self.tags.items()},
+            "latency": self.latency or _NO_LATENCY,
         }
 
     @property
