@@ -141,3 +141,37 @@ def test_an_untagged_record_stays_a_60_bit_int_and_a_tagged_one_grows_by_4_bytes
     records = manager.sessions[0].records
     assert records["plain"].bit_length() <= 60
     assert sys.getsizeof(records["tagged"]) - sys.getsizeof(records["plain"]) <= 4
+
+
+def test_heap_with_every_tag_and_latency_bucket_used_stays_within_the_bound():
+    import gc
+    import tracemalloc
+
+    clock = Clock(NOW)
+    cap = 1500
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        manager = MessageSessionManager(
+            clock=clock, ack_tracking_window="1h", session_period="1h", max_session_age="2h",
+            max_history_size=4, max_tracked_messages=cap, max_tags_per_session=62,
+        )
+        n = 0
+        for hour in range(6):
+            for index in range(cap + cap // 4):
+                message_id = f"wamid.{n:0122d}"
+                tag = f"template-{index % 70:02d}-" + "é" * 50  # 70 tags: past the limit
+                manager.track_sent(message_id, recipient=str(16505550000 + n), tag=tag)
+                delay = 1.1 ** (n % 100)  # many latency buckets
+                manager.apply_receipt(Receipt(message_id, Status.READ, clock.now + delay))
+                n += 1
+                clock.advance(1)
+            clock.set(NOW + (hour + 1) * 3600 - 1)
+        assert manager.history_size == 4
+        assert len(manager.history[-1].tags) == 63
+        gc.collect()
+        growth = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert growth <= manager.memory_bound_bytes(), (growth, manager.memory_bound_bytes())

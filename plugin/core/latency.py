@@ -11,21 +11,23 @@ The last bucket holds everything past 30 days, the longest ack window.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "INVERSE_LOG_RATIO",
     "LATENCY_KINDS",
     "MAX_BUCKET",
     "PERCENTILES",
     "PROMETHEUS_BUCKETS",
+    "PROMETHEUS_BUCKET_INDEXES",
     "RATIO",
     "LatencyTotals",
     "bucket_of",
     "bucket_value",
     "latency_view",
     "merge",
+    "nonzero",
     "percentile",
 ]
 
@@ -36,34 +38,58 @@ MAX_BUCKET = 157
 #: What is measured: send to first delivered, send to first read.
 LATENCY_KINDS = ("delivered", "read")
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
-#: The ``le`` boundaries of the Prometheus histogram (seconds).
-PROMETHEUS_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-                      7200.0, 21600.0, 43200.0, 86400.0)
+INVERSE_LOG_RATIO = 1 / _LOG_RATIO
+#: The fine buckets whose upper bounds are the Prometheus histogram's ``le`` boundaries: the
+#: bounds nearest 1 s, 5 s, 15 s, 30 s, 1 min, 2 min, 5 min, 10 min, 30 min, 1 h, 2 h, 6 h, 12 h,
+#: 1 d (a count per ``le`` is then exact).
+PROMETHEUS_BUCKET_INDEXES = tuple(
+    round(math.log(seconds) / _LOG_RATIO) if seconds > 1 else 0
+    for seconds in (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400)
+)
+#: The ``le`` boundaries (seconds): the upper bounds of those buckets.
+PROMETHEUS_BUCKETS = tuple(
+    1.0 if index == 0 else round(RATIO**index, 3) for index in PROMETHEUS_BUCKET_INDEXES
+)
 
 
 class LatencyTotals:
     """Every latency observed since start, cumulative (the Prometheus histogram): counts per
-    ``le`` boundary of :data:`PROMETHEUS_BUCKETS` (last: +Inf), sums and counts per kind."""
+    bucket and the sum of seconds, per kind. The manager adds a session's histograms when the
+    session completes; the active sessions' are added at scrape time."""
 
-    __slots__ = ("buckets", "counts", "sums")
+    __slots__ = ("buckets", "sums")
 
     def __init__(self) -> None:
-        self.buckets = [[0] * (len(PROMETHEUS_BUCKETS) + 1) for _ in LATENCY_KINDS]
+        self.buckets = [[0] * (MAX_BUCKET + 1) for _ in LATENCY_KINDS]
         self.sums = [0.0 for _ in LATENCY_KINDS]
-        self.counts = [0 for _ in LATENCY_KINDS]
 
-    def observe(self, kind: int, seconds: float) -> None:
-        seconds = max(seconds, 0.0)
-        self.buckets[kind][bisect_left(PROMETHEUS_BUCKETS, seconds)] += 1
-        self.sums[kind] += seconds
-        self.counts[kind] += 1
+    def add(self, histograms: Sequence[Sequence[int]], sums: Sequence[float]) -> None:
+        for kind, counts in enumerate(histograms):
+            mine = self.buckets[kind]
+            for index, count in enumerate(counts):
+                if count:
+                    mine[index] += count
+            self.sums[kind] += sums[kind]
 
     def as_dict(self) -> dict[str, Any]:
-        """Per kind: ``buckets`` (non-cumulative counts per boundary, then +Inf), sum, count."""
-        return {
-            kind: {"buckets": list(self.buckets[i]), "sum": self.sums[i], "count": self.counts[i]}
-            for i, kind in enumerate(LATENCY_KINDS)
-        }
+        """Per kind: the Prometheus ``buckets`` (cumulative count per ``le``, last +Inf), sum and
+        count."""
+        out: dict[str, Any] = {}
+        for index, kind in enumerate(LATENCY_KINDS):
+            counts = self.buckets[index]
+            cumulative = [sum(counts[: top + 1]) for top in PROMETHEUS_BUCKET_INDEXES]
+            out[kind] = {
+                "le": list(PROMETHEUS_BUCKETS),
+                "buckets": [*cumulative, sum(counts)],
+                "sum": self.sums[index],
+                "count": sum(counts),
+            }
+        return out
+
+
+def nonzero(counts: Sequence[int]) -> dict[int, int]:
+    """A histogram as bucket -> count, empty buckets left out."""
+    return {index: count for index, count in enumerate(counts) if count}
 
 
 def bucket_of(seconds: float) -> int:

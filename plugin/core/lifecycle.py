@@ -73,7 +73,8 @@ class SessionBook(EventEmitter):
         self._next_expiry = math.inf  # when the earliest front record's window ends
         self._slack = min(60.0, max(1.0, self._window / 1440))
         self._last_cleanup: float | None = None
-        self.latency_totals = LatencyTotals()
+        # The latency histograms of completed sessions, added up (for the Prometheus histogram).
+        self._latency_completed = LatencyTotals()
         EventEmitter.__init__(self)
         if events is not None:
             self.attach_events(events)
@@ -111,6 +112,9 @@ class SessionBook(EventEmitter):
             self._release(session, message_id, packed, now, "session")
         self._sessions.remove(session)
         self._newest_first = self._sessions[::-1]
+        self._latency_completed.add(
+            (session.delivered_latency, session.read_latency), session.latency_sums
+        )
         summary = session.summary(now)
         if self.options.history_limit > 0:
             if len(self._history) == self._history.maxlen:

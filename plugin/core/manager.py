@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
+from math import log as _log
 from typing import Any
 
 from plugin.core.emitter import EventEmitter, EventSink
@@ -33,7 +34,7 @@ from plugin.core.ladder import (
     STATUSES,
     TRANSITIONS,
 )
-from plugin.core.latency import bucket_of
+from plugin.core.latency import INVERSE_LOG_RATIO, MAX_BUCKET, LatencyTotals
 from plugin.core.lifecycle import SessionBook
 from plugin.core.memory_bound import max_active_sessions, memory_bound_bytes
 from plugin.core.model import (
@@ -173,40 +174,29 @@ class MessageSessionManager(SessionBook):
         counters = session.counters
         for index, delta in deltas:
             counters[index] += delta
+        if packed >= _TAGGED:
+            tag_counters = session.tag_counters[packed >> TAG_SHIFT]
+            for index, delta in deltas:
+                tag_counters[index] += delta
         marks = LATENCY_MARKS[transition]
-        if marks or packed >= _TAGGED:
-            self._account(session, packed, deltas, marks, now if timestamp is None else timestamp)
+        if marks and not packed & NO_SEND_TIME:  # inline: once per delivered or read message
+            seconds = (now if timestamp is None else timestamp) - session.start - (
+                (packed >> OFFSET_SHIFT) & OFFSET_MASK
+            )
+            bucket = 1 + int(_log(seconds) * INVERSE_LOG_RATIO) if seconds >= 1.0 else 0
+            if bucket > MAX_BUCKET:
+                bucket = MAX_BUCKET
+            if marks & MAKES_DELIVERED:
+                session.delivered_latency[bucket] += 1
+                session.latency_sums[0] += seconds if seconds > 0.0 else 0.0
+            if marks & MAKES_READ:
+                session.read_latency[bucket] += 1
+                session.latency_sums[1] += seconds if seconds > 0.0 else 0.0
         if new == _F:
             session.count_error(receipt.error.code if receipt.error is not None else None)
         if self._on_status is not None:
             self._announce(session, receipt, packed, current, new, Outcome.APPLIED, now)
         return Outcome.APPLIED
-
-    def _account(
-        self,
-        session: MessageSession,
-        packed: int,
-        deltas: tuple[tuple[int, int], ...],
-        marks: int,
-        timestamp: float,
-    ) -> None:
-        """An applied transition's share for the message's tag and the latency histograms."""
-        tag = packed >> TAG_SHIFT
-        if tag:
-            tag_counters = session.tag_counters[tag]
-            for index, delta in deltas:
-                tag_counters[index] += delta
-        if marks and not packed & NO_SEND_TIME:
-            seconds = timestamp - session.start - ((packed >> OFFSET_SHIFT) & OFFSET_MASK)
-            bucket = bucket_of(seconds)
-            if marks & MAKES_DELIVERED:
-                histogram = session.delivered_latency
-                histogram[bucket] = histogram.get(bucket, 0) + 1
-                self.latency_totals.observe(0, seconds)
-            if marks & MAKES_READ:
-                histogram = session.read_latency
-                histogram[bucket] = histogram.get(bucket, 0) + 1
-                self.latency_totals.observe(1, seconds)
 
     def _late(self, session: MessageSession) -> Outcome:
         self._receipts[O_LATE] += 1
@@ -368,10 +358,18 @@ class MessageSessionManager(SessionBook):
             tracked_messages=self._tracked,
             receipts=self._receipts,
             latency=(
-                [s.delivered_latency for s in self._sessions],
-                [s.read_latency for s in self._sessions],
+                [s.histograms()[0] for s in self._sessions],
+                [s.histograms()[1] for s in self._sessions],
             ),
         )
+
+    def latency_totals(self) -> dict[str, Any]:
+        """Every latency observed since start (the Prometheus histogram's data)."""
+        totals = LatencyTotals()
+        totals.add(self._latency_completed.buckets, self._latency_completed.sums)
+        for session in self._sessions:
+            totals.add((session.delivered_latency, session.read_latency), session.latency_sums)
+        return totals.as_dict()
 
     def get_debug_info(self) -> dict[str, Any]:
         self.settle()

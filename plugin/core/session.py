@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from plugin.core.latency import latency_view
+from plugin.core.latency import MAX_BUCKET, latency_view, nonzero
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.records import MAX_ERROR_CODES, OTHER_TAG
 from plugin.core.views import session_stats
@@ -23,6 +23,7 @@ class MessageSession:
         "delivered_latency",
         "end",
         "errors",
+        "latency_sums",
         "order",
         "read_latency",
         "receipts",
@@ -45,8 +46,10 @@ class MessageSession:
         self.errors: dict[str, int] = {}
         self.tag_index: dict[str, int] = {}  # tag -> its index in packed records (from 1)
         self.tag_counters: dict[int, list[int]] = {}  # tag index -> its funnel
-        self.delivered_latency: dict[int, int] = {}  # latency bucket -> messages
-        self.read_latency: dict[int, int] = {}
+        # Messages per latency bucket (a list: the receipt path only adds one), seconds in all.
+        self.delivered_latency = [0] * (MAX_BUCKET + 1)
+        self.read_latency = [0] * (MAX_BUCKET + 1)
+        self.latency_sums = [0.0, 0.0]
 
     def tag_of(self, tag: str, limit: int) -> int:
         """The index of ``tag`` in this session: a new one while fewer than ``limit`` tags are
@@ -70,8 +73,12 @@ class MessageSession:
             for index, counters in sorted(self.tag_counters.items())
         }
 
+    def histograms(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The delivered and read histograms: bucket -> messages, empty buckets left out."""
+        return nonzero(self.delivered_latency), nonzero(self.read_latency)
+
     def latency(self) -> dict[str, object]:
-        return latency_view(self.delivered_latency, self.read_latency)
+        return latency_view(*self.histograms())
 
     def count_error(self, code: str | None) -> None:
         key = code or "unknown"

@@ -11,6 +11,7 @@ import hashlib
 import math
 from typing import Any
 
+from plugin.core.latency import MAX_BUCKET
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.records import RECIPIENT_MASK, RECIPIENT_SHIFT
@@ -55,9 +56,9 @@ def export_state(
             "tags": dict(session.tag_index),
             "tag_counters": {str(i): list(c) for i, c in session.tag_counters.items()},
             "latency": [
-                {str(b): n for b, n in session.delivered_latency.items()},
-                {str(b): n for b, n in session.read_latency.items()},
+                {str(b): n for b, n in histogram.items()} for histogram in session.histograms()
             ],
+            "latency_sums": list(session.latency_sums),
             "records": [[mid, session.records[mid]] for mid in order],
         })
     return {
@@ -104,8 +105,15 @@ def _fill_insights(session: MessageSession, raw: dict[str, Any]) -> None:
         for index, counters in dict(raw.get("tag_counters", {})).items()
     }
     delivered, read = raw.get("latency") or ({}, {})
-    session.delivered_latency = {int(b): int(n) for b, n in dict(delivered).items()}
-    session.read_latency = {int(b): int(n) for b, n in dict(read).items()}
+    pairs: tuple[tuple[list[int], Any], ...] = (
+        (session.delivered_latency, delivered),
+        (session.read_latency, read),
+    )
+    for histogram, counts in pairs:
+        for bucket, count in dict(counts).items():
+            histogram[min(max(int(bucket), 0), MAX_BUCKET)] += int(count)
+    sums = raw.get("latency_sums") or [0.0, 0.0]
+    session.latency_sums = [float(sums[0]), float(sums[1])]
 
 
 def restore(state: Any, **manager_kwargs: Any) -> MessageSessionManager:
