@@ -30,6 +30,11 @@ test: lint
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# docs/img/status-page.png: the status page in headless Chromium, after a few simulated days.
+.PHONY: screenshot
+screenshot: install
+	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/test_status_page.py -k chromium
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
 

@@ -5,26 +5,35 @@ from __future__ import annotations
 import hmac
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from plugin.core.model import InboundMessage, Receipt
+from plugin.core.model import InboundMessage, Receipt, ReceiptError
 from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 
 __all__ = [
     "AdapterError",
     "MalformedBody",
     "ParseResult",
+    "Secrets",
     "SignatureInvalid",
     "SignatureMissing",
     "WebhookRequest",
+    "address",
     "bare_address",
+    "clean_text",
     "constant_time_equal",
     "epoch_seconds",
+    "error_code",
     "header",
     "is_message_id",
     "load_json",
+    "receipt_error",
+    "recipient_number",
+    "secret_bytes",
+    "secrets_of",
     "verify_hex_hmac",
 ]
 
@@ -33,6 +42,21 @@ __all__ = [
 MAX_PROBLEMS = 20
 #: An epoch value above this is in milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 MILLISECONDS_ABOVE = 1e11
+#: A recipient is a phone number of at most this many ASCII digits (E.164 allows 15).
+MAX_RECIPIENT_DIGITS = 20
+#: Error codes are ASCII digits, at most this many.
+MAX_ERROR_CODE_DIGITS = 12
+#: Error titles, details, inbound senders and texts are cut to this many characters.
+MAX_TEXT_LENGTH = 1024
+#: WhatsApp addresses (JIDs) that are not a phone number: groups, linked ids, channels. They are
+#: kept as given when well-formed (digits and dashes, then the server).
+NON_PHONE_SERVERS = ("@g.us", "@lid", "@newsletter", "@broadcast")
+
+_BIG = 10**18
+_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?", re.ASCII)
+
+#: One secret, or the values accepted during a rotation (any of them signs validly).
+Secrets = str | Sequence[str]
 
 
 class AdapterError(Exception):
@@ -106,54 +130,92 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def secrets_of(secret: Secrets) -> tuple[str, ...]:
+    """The accepted values of a secret setting: one string, or the two of a rotation."""
+    return (secret,) if isinstance(secret, str) else tuple(secret)
+
+
+def secret_bytes(secret: str) -> bytes:
+    """A configured secret as bytes (an environment variable may carry undecodable bytes:
+    ``os.environ`` keeps them as surrogates, which give back the original bytes here)."""
+    return secret.encode("utf-8", "surrogateescape")
+
+
 def verify_hex_hmac(
     body: bytes,
     signature: str | None,
-    secret: str,
+    secret: Secrets,
     *,
     digestmod: str,
     header_name: str,
     prefix: str = "",
 ) -> None:
     """Check a signature that is ``prefix`` + the hex HMAC of the raw body, in constant time;
-    raise SignatureMissing when it is absent, SignatureInvalid when it does not match."""
+    raise SignatureMissing when it is absent, SignatureInvalid when it does not match (or is
+    not ASCII: a header value aiohttp decoded from non-UTF-8 bytes carries surrogates).
+
+    ``secret`` may list the values of a rotation: every one is computed and compared, and
+    any match is accepted.
+    """
     if not signature:
         raise SignatureMissing(f"{header_name} header is missing")
-    expected = prefix + hmac.new(secret.encode(), body, digestmod).hexdigest()
-    if not constant_time_equal(expected, signature.strip().lower()):
+    if not signature.isascii():
+        raise SignatureInvalid(f"{header_name} is not ASCII")
+    given = signature.strip().lower().encode("ascii")
+    matched = False
+    for value in secrets_of(secret):
+        expected = prefix.encode() + hmac.new(
+            secret_bytes(value), body, digestmod).hexdigest().encode()
+        matched |= hmac.compare_digest(expected, given)
+    if not matched:
         raise SignatureInvalid(f"{header_name} does not match the body")
 
 
 def constant_time_equal(expected: str, given: str) -> bool:
-    """Compare two signatures without leaking where they differ."""
-    return hmac.compare_digest(expected.encode(), given.encode())
+    """Compare two secrets or signatures without leaking where they differ. Never raises: text
+    holding lone surrogates (a header aiohttp decoded from non-UTF-8 bytes) is compared too."""
+    return hmac.compare_digest(_loose_bytes(expected), _loose_bytes(given))
+
+
+def _loose_bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def is_message_id(value: object) -> TypeGuard[str]:
-    """A usable message id: a non-empty ASCII string of at most ``MAX_MESSAGE_ID_LENGTH``."""
-    return type(value) is str and 0 < len(value) <= MAX_MESSAGE_ID_LENGTH and value.isascii()
+    """A usable message id: a non-empty printable ASCII string of at most
+    ``MAX_MESSAGE_ID_LENGTH`` characters (so no control character, no lone surrogate)."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_MESSAGE_ID_LENGTH
+        and value.isascii()
+        and value.isprintable()
+    )
 
 
 def epoch_seconds(value: object) -> float | None:
-    """Epoch seconds from a provider timestamp: a number or numeric string, seconds or ms.
+    """Epoch seconds from a provider timestamp: a number or a decimal string of ASCII digits,
+    in seconds or milliseconds.
 
-    ``None`` (or ``""``) means absent; anything else that is not a finite, non-negative time
-    raises ``ValueError`` (the caller rejects the item).
+    ``None`` (or ``""``) means absent; anything else that is not a finite time from 1970 to the
+    year 5138 raises ``ValueError`` (the caller rejects the item).
     """
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"timestamp {value!r} is not a number")
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            raise ValueError(f"timestamp {value!r:.40} is not a decimal number")
+    elif type(value) is not int and type(value) is not float:
+        raise ValueError(f"timestamp of type {type(value).__name__} is not a number")
     try:
         seconds = float(value)
     except OverflowError:
-        raise ValueError(f"timestamp {value!r} is out of range") from None
+        raise ValueError(f"timestamp {value!r:.40} is out of range") from None
     if not 0.0 <= seconds < math.inf:
-        raise ValueError(f"timestamp {value!r} is not a finite, non-negative time")
+        raise ValueError(f"timestamp {value!r:.40} is not a finite, non-negative time")
     if seconds > MILLISECONDS_ABOVE:
         seconds /= 1000.0
         if seconds > MILLISECONDS_ABOVE:  # not a time in seconds nor in milliseconds
-            raise ValueError(f"timestamp {value!r} is out of range")
+            raise ValueError(f"timestamp {value!r:.40} is out of range")
     return seconds
 
 
@@ -170,6 +232,72 @@ def bare_address(value: str) -> str:
     elif value.endswith("@s.whatsapp.net"):
         value = value[:-15]
     return value[1:] if value.startswith("+") else value
+
+
+def recipient_number(value: object) -> str | None:
+    """The recipient of a receipt, validated: ``None`` when absent; the bare phone number (ASCII
+    digits only: ``"²"`` is no digit here) of ``16505551234``, ``+16505551234``,
+    ``whatsapp:+…``, ``…@c.us``, ``…@s.whatsapp.net``; a well-formed group, linked-id or
+    channel JID as given (it is no phone number). Anything else raises ``ValueError``."""
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise ValueError(f"recipient of type {type(value).__name__} is not a string")
+    if len(value) <= MAX_RECIPIENT_DIGITS and value.isdigit() and value.isascii():
+        return value  # the usual case: Meta's recipient_id
+    if value.endswith(NON_PHONE_SERVERS):
+        user = value[:value.index("@")]
+        if 0 < len(user) <= 2 * MAX_RECIPIENT_DIGITS and user.isascii() and (
+                user.replace("-", "").isdigit()):
+            return value
+        raise ValueError("recipient is not a well-formed WhatsApp address")
+    number = bare_address(value)
+    if not (0 < len(number) <= MAX_RECIPIENT_DIGITS and number.isascii() and number.isdigit()):
+        raise ValueError("recipient is not a phone number")
+    return number
+
+
+def address(value: object) -> str:
+    """The sender of an inbound message: its bare number, or a JID as given; ``ValueError``
+    unless it is printable text (no control character, no lone surrogate) of sane length."""
+    if type(value) is not str or not value or len(value) > MAX_MESSAGE_ID_LENGTH:
+        raise ValueError("sender is not an address")
+    if not value.isprintable():
+        raise ValueError("sender is not printable text")
+    return bare_address(value)
+
+
+def error_code(value: object) -> str | None:
+    """A provider error code: ASCII digits (from a string or an integer), at most
+    ``MAX_ERROR_CODE_DIGITS``; ``None`` when absent; anything else raises ``ValueError``."""
+    if value is None or value == "":
+        return None
+    if type(value) is int:
+        if not 0 <= value < 10**MAX_ERROR_CODE_DIGITS:
+            raise ValueError("error code is out of range")
+        return str(value)
+    if (type(value) is str and len(value) <= MAX_ERROR_CODE_DIGITS and value.isascii()
+            and value.isdigit()):
+        return value
+    raise ValueError("error code is not a number")
+
+
+def clean_text(value: object) -> str | None:
+    """Free text (an error title, a message body) fit to hand on: ``None`` unless a non-empty
+    string (an integer is spelled out), cut to ``MAX_TEXT_LENGTH``, lone surrogates replaced."""
+    if type(value) is int:
+        return str(value) if -_BIG < value < _BIG else None
+    if type(value) is not str or not value:
+        return None
+    text: str = value[:MAX_TEXT_LENGTH]
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def receipt_error(code: object, title: object, details: object) -> ReceiptError:
+    """A validated ``ReceiptError`` (``ValueError`` for a code that is not a number)."""
+    return ReceiptError(error_code(code), clean_text(title), clean_text(details))
 
 
 def load_json(body: bytes) -> Any:

@@ -29,15 +29,16 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.acks import ACK_STATUSES, BAILEYS_STATUSES, ack_receipt
 from adapters.base import (
     MalformedBody,
     ParseResult,
+    Secrets,
     WebhookRequest,
     header,
     load_json,
     verify_hex_hmac,
 )
-from adapters.waha import ACK_STATUSES, ack_receipt
 from plugin.core.model import Status
 
 __all__ = [
@@ -56,7 +57,7 @@ SIGNATURE_HEADER = "X-Bridge-Signature"
 #: Each library's ack numbering.
 LIBRARIES: Mapping[str, Mapping[int, Status]] = {
     "whatsapp-web.js": ACK_STATUSES,
-    "baileys": {number + 1: status for number, status in ACK_STATUSES.items()},
+    "baileys": BAILEYS_STATUSES,
 }
 
 
@@ -65,14 +66,14 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(body: bytes, signature: str | None, secret: str) -> None:
+def verify_signature(body: bytes, signature: str | None, secret: Secrets) -> None:
     """Check ``X-Bridge-Signature`` against the raw body; raise if it is absent or wrong."""
     verify_hex_hmac(
         body, signature, secret, digestmod="sha256", header_name=SIGNATURE_HEADER, prefix="sha256="
     )
 
 
-def handle(request: WebhookRequest, secret: str | None) -> ParseResult:
+def handle(request: WebhookRequest, secret: Secrets | None) -> ParseResult:
     """Authenticate (when ``secret`` is set), then parse."""
     if secret is not None:
         verify_signature(request.body, header(request.headers, SIGNATURE_HEADER), secret)
@@ -86,7 +87,7 @@ def parse(body: bytes) -> ParseResult:
         raise MalformedBody("body is not a JSON object")
     library = document.get("library")
     if library is not None and (type(library) is not str or library not in LIBRARIES):
-        raise MalformedBody(f"library {library!r:.40} is not one of {sorted(LIBRARIES)}")
+        raise MalformedBody(f"library {str(library)[:40]!a} is not one of {sorted(LIBRARIES)}")
     acks = document.get("acks")
     if acks is None:
         if "id" not in document or "ack" not in document:
@@ -107,6 +108,6 @@ def _parse_ack(item: dict[str, Any], default_library: object, result: ParseResul
     library = item.get("library", default_library)
     statuses = LIBRARIES.get(library) if type(library) is str else None
     if statuses is None:
-        result.reject(f"ack {item.get('id')!r:.60}: unknown library {library!r:.40}")
+        result.reject(f"ack {item.get('id')!r:.60}: unknown library {str(library)[:40]!a}")
         return
     ack_receipt(item, statuses, item.get("timestamp"), item.get("to"), PROVIDER, result)

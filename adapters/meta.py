@@ -15,15 +15,19 @@ from typing import Any
 from adapters.base import (
     MalformedBody,
     ParseResult,
+    Secrets,
     SignatureInvalid,
     SignatureMissing,
     WebhookRequest,
-    bare_address,
+    address,
+    clean_text,
     constant_time_equal,
     epoch_seconds,
     header,
     is_message_id,
     load_json,
+    receipt_error,
+    recipient_number,
     verify_hex_hmac,
 )
 from plugin.core.model import InboundMessage, Receipt, ReceiptError, Status
@@ -41,6 +45,7 @@ __all__ = [
 PROVIDER = "meta"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 OBJECT = "whatsapp_business_account"
+_MAX_NUMBER = 10**20
 
 #: Meta statuses, plus Gupshup v3's ``enqueued``. Anything else (``deleted``, …) is ignored.
 STATUSES: Mapping[str, Status] = {
@@ -53,8 +58,9 @@ STATUSES: Mapping[str, Status] = {
 }
 
 
-def verify_signature(body: bytes, signature: str | None, app_secret: str) -> None:
-    """Check ``X-Hub-Signature-256`` against the raw body; raise if it is absent or wrong."""
+def verify_signature(body: bytes, signature: str | None, app_secret: Secrets) -> None:
+    """Check ``X-Hub-Signature-256`` against the raw body; raise if it is absent or wrong.
+    ``app_secret`` may list two secrets during a rotation: a signature by either is valid."""
     verify_hex_hmac(
         body, signature, app_secret,
         digestmod="sha256", header_name=SIGNATURE_HEADER, prefix="sha256=",
@@ -71,12 +77,14 @@ def verify_handshake(query: Mapping[str, str], verify_token: str | None) -> str:
     challenge = query.get("hub.challenge")
     if challenge is None:
         raise MalformedBody("hub.challenge is missing")
+    if not challenge.isprintable() or len(challenge) > 1024:
+        raise MalformedBody("hub.challenge is not printable text")
     return challenge
 
 
 def handle(
     request: WebhookRequest,
-    secret: str | None,
+    secret: Secrets | None,
     *,
     shared_secret_header: tuple[str, str] | None = None,
 ) -> ParseResult:
@@ -88,7 +96,7 @@ def handle(
         given = header(request.headers, name)
         if not given:
             raise SignatureMissing(f"{name} header is missing")
-        if not constant_time_equal(expected, given):
+        if not given.isascii() or not constant_time_equal(expected, given):
             raise SignatureInvalid(f"{name} does not match")
     return parse(request.body)
 
@@ -142,48 +150,64 @@ def _parse_value(value: dict[str, Any], result: ParseResult) -> None:
 
 def _parse_statuses(statuses: list[Any], value: dict[str, Any], result: ParseResult) -> None:
     # Hot path (up to 1000 items per POST): type checks and dict lookups, no exceptions unless
-    # an item is malformed.
-    receipts = result.receipts
-    append = receipts.append
-    lookup = STATUSES.get
+    # an item is malformed. Every field handed on is validated here: a bad item is rejected and
+    # counted, never raised further (one bad item never takes its batch down).
+    append = result.receipts.append
     for item in statuses:
         if type(item) is not dict:
             result.reject("status item is not an object")
             continue
-        name = item.get("status")
-        if type(name) is not str:
-            if name is None and "id" not in item and type(item.get("type")) is str:
-                result.ignored += 1  # Gupshup control event, e.g. {"type": "set-callback"}
-            else:
-                result.reject("status item without a status")
+        try:
+            receipt = _status(item, value, result)
+        except ValueError as exc:
+            result.reject(f"status {item.get('id')!r:.60}: {exc}")
             continue
-        status = lookup(name)
-        if status is None:
-            result.ignored += 1
-            continue
-        message_id = item.get("id")
-        if not is_message_id(message_id):
-            result.reject(f"status item with an unusable id {message_id!r:.60}")
-            continue
-        stamp = item.get("timestamp")
-        if type(stamp) is str and stamp.isdecimal() and len(stamp) < 12:
-            timestamp: float | None = float(stamp)  # the usual case: seconds as a string
-        else:
-            try:
-                timestamp = epoch_seconds(stamp)
-            except ValueError as exc:
-                result.reject(f"status {message_id}: {exc}")
-                continue
-        recipient = item.get("recipient_id") or item.get("recipient_user_id")
-        if recipient is not None and type(recipient) is not str:
-            if type(recipient) is not int:
-                result.reject(f"status {message_id}: recipient_id is not a string")
-                continue
-            recipient = str(recipient)
-        elif recipient is not None and recipient[:1] == "+":
-            recipient = recipient[1:]
-        error = _failure(item, value) if status is Status.FAILED else None
-        append(Receipt(message_id, status, timestamp, recipient, PROVIDER, error))
+        if receipt is not None:
+            append(receipt)
+
+
+def _status(item: dict[str, Any], value: dict[str, Any], result: ParseResult) -> Receipt | None:
+    """The receipt of one status item; None when it is ignored; ValueError when malformed."""
+    name = item.get("status")
+    if type(name) is not str:
+        if name is None and "id" not in item and type(item.get("type")) is str:
+            result.ignored += 1  # Gupshup control event, e.g. {"type": "set-callback"}
+            return None
+        raise ValueError("status item without a status")
+    status = STATUSES.get(name)
+    if status is None:
+        result.ignored += 1
+        return None
+    message_id = item.get("id")
+    if not is_message_id(message_id):
+        raise ValueError("unusable id")
+    stamp = item.get("timestamp")
+    if type(stamp) is str and len(stamp) < 12 and stamp.isascii() and stamp.isdecimal():
+        timestamp: float | None = float(stamp)  # the usual case: seconds as a string
+    else:
+        timestamp = epoch_seconds(stamp)
+    recipient = item.get("recipient_id")
+    if type(recipient) is str and 0 < len(recipient) <= 20 and recipient.isascii() and (
+            recipient.isdigit()):
+        pass  # the usual case: the number, as digits
+    elif type(recipient) is int and 0 < recipient < _MAX_NUMBER:
+        recipient = str(recipient)
+    elif recipient:
+        recipient = recipient_number(recipient)
+    else:  # since 2026, users with a username may come with a business-scoped user id only
+        recipient = _user_id(item.get("recipient_user_id"))
+    error = _failure(item, value) if status is Status.FAILED else None
+    return Receipt(message_id, status, timestamp, recipient, PROVIDER, error)
+
+
+def _user_id(value: object) -> str | None:
+    """A business-scoped user id (``US.13491208655302741918``): printable ASCII, no spaces."""
+    if value is None or value == "":
+        return None
+    if type(value) is str and 0 < len(value) <= 64 and value.isascii() and value.isprintable() and (
+            " " not in value):
+        return value
+    raise ValueError("recipient_user_id is not a user id")
 
 
 def _failure(item: dict[str, Any], value: dict[str, Any]) -> ReceiptError | None:
@@ -194,7 +218,7 @@ def _failure(item: dict[str, Any], value: dict[str, Any]) -> ReceiptError | None
             return _error(errors[0])
     code, reason = item.get("code"), item.get("reason")
     if code or reason:
-        return ReceiptError(_text(code), _text(reason), None)
+        return receipt_error(code, reason, None)
     return None
 
 
@@ -203,15 +227,7 @@ def _error(error: dict[str, Any]) -> ReceiptError:
     details = data.get("details") if type(data) is dict else None
     if type(details) is not str:
         details = error.get("message")
-    return ReceiptError(_text(error.get("code")), _text(error.get("title")), _text(details))
-
-
-def _text(value: object) -> str | None:
-    if type(value) is str:
-        return value or None
-    if type(value) is int:
-        return str(value)
-    return None
+    return receipt_error(error.get("code"), error.get("title"), details)
 
 
 def _parse_messages(messages: list[Any], result: ParseResult) -> None:
@@ -219,33 +235,29 @@ def _parse_messages(messages: list[Any], result: ParseResult) -> None:
         if type(item) is not dict:
             result.reject("message item is not an object")
             continue
-        message_id = item.get("id")
-        if not is_message_id(message_id):
-            result.reject(f"message item with an unusable id {message_id!r:.60}")
-            continue
-        sender = item.get("from") or item.get("from_user_id")
-        if type(sender) is not str:
-            result.reject(f"message {message_id}: no sender")
-            continue
-        kind = item.get("type", "unknown")
-        if type(kind) is not str:
-            result.reject(f"message {message_id}: type is not a string")
-            continue
         try:
-            timestamp = epoch_seconds(item.get("timestamp"))
+            message = _message(item)
         except ValueError as exc:
-            result.reject(f"message {message_id}: {exc}")
+            result.reject(f"message {item.get('id')!r:.60}: {exc}")
             continue
-        text = item.get("text")
-        body = text.get("body") if type(text) is dict else None
-        result.inbound.append(
-            InboundMessage(
-                message_id=message_id,
-                sender=bare_address(sender),
-                timestamp=timestamp,
-                type=kind,
-                text=body if type(body) is str else None,
-                provider=PROVIDER,
-                raw=item,
-            )
-        )
+        result.inbound.append(message)
+
+
+def _message(item: dict[str, Any]) -> InboundMessage:
+    message_id = item.get("id")
+    if not is_message_id(message_id):
+        raise ValueError("unusable id")
+    sender = address(item.get("from") or item.get("from_user_id"))
+    kind = item.get("type", "unknown")
+    if type(kind) is not str or not kind.isprintable() or len(kind) > 64:
+        raise ValueError("type is not a short string")
+    text = item.get("text")
+    return InboundMessage(
+        message_id=message_id,
+        sender=sender,
+        timestamp=epoch_seconds(item.get("timestamp")),
+        type=kind,
+        text=clean_text(text.get("body")) if type(text) is dict else None,
+        provider=PROVIDER,
+        raw=item,
+    )

@@ -22,12 +22,16 @@ from adapters.base import (
     SignatureInvalid,
     SignatureMissing,
     WebhookRequest,
-    bare_address,
+    address,
+    clean_text,
     constant_time_equal,
     header,
     is_message_id,
+    receipt_error,
+    recipient_number,
+    secret_bytes,
 )
-from plugin.core.model import InboundMessage, Receipt, ReceiptError, Status
+from plugin.core.model import InboundMessage, Receipt, Status
 
 __all__ = [
     "PROVIDER",
@@ -35,6 +39,7 @@ __all__ = [
     "STATUSES",
     "compute_signature",
     "handle",
+    "join_public_url",
     "parse",
     "parse_form",
     "signed_url",
@@ -77,14 +82,17 @@ def compute_signature(url: str, params: Iterable[tuple[str, str]], auth_token: s
     payload = url + "".join(
         name + value for name in sorted(values) for value in sorted(values[name])
     )
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    # A URL path aiohttp decoded from non-UTF-8 bytes carries surrogates: never an error here.
+    digest = hmac.new(
+        secret_bytes(auth_token), payload.encode("utf-8", "surrogatepass"), hashlib.sha1
+    ).digest()
     return base64.b64encode(digest).decode()
 
 
 def _url_variants(url: str) -> tuple[str, str]:
     """The URL without its port and with its port (the scheme's default when absent)."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return url, url
@@ -104,6 +112,8 @@ def verify_signature(
     """Check ``X-Twilio-Signature`` for ``url`` and the POST parameters; raise if absent/wrong."""
     if not signature:
         raise SignatureMissing(f"{SIGNATURE_HEADER} header is missing")
+    if not signature.isascii():
+        raise SignatureInvalid(f"{SIGNATURE_HEADER} is not ASCII")
     params = list(params)
     given = signature.strip()
     # Both candidates are always computed and compared, so timing does not tell which matched.
@@ -115,15 +125,24 @@ def verify_signature(
         raise SignatureInvalid(f"{SIGNATURE_HEADER} does not match")
 
 
+def join_public_url(public_url: str, path_and_query: str) -> str:
+    """``public_url`` (scheme, host, optional port, optional path prefix) followed by the raw
+    path and query of a request (``/webhooks/twilio?x=1``), joined as text: nothing of the
+    request's ``Host`` is used, and nothing is parsed that could fail."""
+    return public_url.rstrip("/") + path_and_query
+
+
 def signed_url(request: WebhookRequest, public_url: str | None) -> str:
     """The URL Twilio signed: ``public_url`` (scheme, host, optional port, optional path
     prefix) + the request's path and query; ``request.url`` when no public URL is configured."""
     if not public_url:
         return request.url
-    base = urlsplit(public_url)
-    own = urlsplit(request.url)
-    path = base.path.rstrip("/") + own.path
-    return urlunsplit((base.scheme, base.netloc, path, own.query, ""))
+    try:
+        own = urlsplit(request.url)
+    except ValueError:  # an unparsable URL (e.g. from a bad Host): its path is not signed
+        return public_url
+    path = own.path + (f"?{own.query}" if own.query else "")
+    return join_public_url(public_url, path)
 
 
 def handle(
@@ -159,22 +178,28 @@ def _parse_params(params: list[tuple[str, str]]) -> ParseResult:
     if not is_message_id(message_id):
         result.reject(f"callback with an unusable MessageSid {message_id!r:.60}")
         return result
-    to = fields.get("To") or fields.get("ChannelToAddress")
-    error = None
-    if status is Status.FAILED:
-        error = ReceiptError(
-            fields.get("ErrorCode") or None,
-            fields.get("ErrorMessage") or name,
-            fields.get("ChannelStatusMessage") or None,
-        )
-    recipient = bare_address(to) if to else None
+    try:
+        recipient = recipient_number(fields.get("To") or fields.get("ChannelToAddress"))
+        error = None
+        if status is Status.FAILED:
+            error = receipt_error(
+                fields.get("ErrorCode"),
+                fields.get("ErrorMessage") or name,
+                fields.get("ChannelStatusMessage"),
+            )
+    except ValueError as exc:
+        result.reject(f"callback {message_id}: {exc}")
+        return result
     result.receipts.append(Receipt(message_id, status, None, recipient, PROVIDER, error))
     return result
 
 
 def _parse_inbound(fields: dict[str, str], message_id: str | None, result: ParseResult) -> None:
-    sender = fields.get("From")
-    if not is_message_id(message_id) or not sender:
+    try:
+        sender = address(fields.get("From"))
+    except ValueError:
+        sender = None
+    if not is_message_id(message_id) or sender is None:
         result.reject("incoming message without a usable MessageSid or From")
         return
     media = fields.get("NumMedia", "0")
@@ -182,10 +207,10 @@ def _parse_inbound(fields: dict[str, str], message_id: str | None, result: Parse
     result.inbound.append(
         InboundMessage(
             message_id=message_id,
-            sender=bare_address(sender),
+            sender=sender,
             timestamp=None,
-            type=kind,
-            text=fields.get("Body"),
+            type=kind[:64],
+            text=clean_text(fields.get("Body")),
             provider=PROVIDER,
             raw=dict(fields),
         )

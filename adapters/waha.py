@@ -9,24 +9,27 @@ false) become ``InboundMessage``; every other event is ignored. Optional signing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from adapters.acks import ACK_ERROR, ACK_NAMES, ACK_STATUSES, ack_receipt, chat_of
 from adapters.base import (
     MalformedBody,
     ParseResult,
+    Secrets,
     SignatureInvalid,
     WebhookRequest,
-    bare_address,
+    address,
+    clean_text,
     epoch_seconds,
     header,
     is_message_id,
     load_json,
     verify_hex_hmac,
 )
-from plugin.core.model import InboundMessage, Receipt, ReceiptError, Status
+from plugin.core.model import InboundMessage
 
 __all__ = [
+    "ACK_ERROR",
     "ACK_NAMES",
     "ACK_STATUSES",
     "ALGORITHM_HEADER",
@@ -43,38 +46,17 @@ SIGNATURE_HEADER = "X-Webhook-Hmac"
 ALGORITHM_HEADER = "X-Webhook-Hmac-Algorithm"
 ACK_EVENTS = frozenset({"message.ack", "message.ack.group"})
 
-#: whatsapp-web.js ``MessageAck`` numbering, which WAHA uses for every engine.
-ACK_STATUSES: Mapping[int, Status] = {
-    -1: Status.FAILED,  # ACK_ERROR
-    0: Status.QUEUED,  # ACK_PENDING
-    1: Status.SENT,  # ACK_SERVER
-    2: Status.DELIVERED,  # ACK_DEVICE
-    3: Status.READ,  # ACK_READ
-    4: Status.PLAYED,  # ACK_PLAYED
-}
-#: WAHA's ``ackName``, used when ``ack`` is absent.
-ACK_NAMES: Mapping[str, int] = {
-    "ERROR": -1,
-    "PENDING": 0,
-    "SERVER": 1,
-    "DEVICE": 2,
-    "READ": 3,
-    "PLAYED": 4,
-}
-#: What a failed ack says: the libraries give no reason.
-ACK_ERROR = ReceiptError(None, "ERROR", None)
-
 
 def verify_signature(
-    body: bytes, signature: str | None, key: str, algorithm: str | None = None
+    body: bytes, signature: str | None, key: Secrets, algorithm: str | None = None
 ) -> None:
     """Check ``X-Webhook-Hmac`` (hex HMAC-SHA512 of the raw body); raise if absent or wrong."""
     if signature and algorithm is not None and algorithm.strip().lower() != "sha512":
-        raise SignatureInvalid(f"{ALGORITHM_HEADER} {algorithm!r:.20} is not sha512")
+        raise SignatureInvalid(f"{ALGORITHM_HEADER} {algorithm[:20]!a} is not sha512")
     verify_hex_hmac(body, signature, key, digestmod="sha512", header_name=SIGNATURE_HEADER)
 
 
-def handle(request: WebhookRequest, secret: str | None) -> ParseResult:
+def handle(request: WebhookRequest, secret: Secrets | None) -> ParseResult:
     """Authenticate (when ``secret``, the HMAC key, is set), then parse."""
     if secret is not None:
         headers = request.headers
@@ -114,51 +96,6 @@ def parse(body: bytes) -> ParseResult:
     return result
 
 
-def ack_receipt(
-    item: Mapping[str, Any],
-    statuses: Mapping[int, Status],
-    stamp: object,
-    recipient: object,
-    provider: str,
-    result: ParseResult,
-) -> None:
-    """Append the receipt of one numbered ack to ``result`` (or count it rejected/ignored).
-
-    Shared with the bridge adapter, whose acks use the same numbering or Baileys'.
-    """
-    message_id = item.get("id")
-    if not is_message_id(message_id):
-        result.reject(f"ack with an unusable id {message_id!r:.60}")
-        return
-    ack = item.get("ack")
-    if type(ack) is not int:
-        result.reject(f"ack {message_id}: ack is not an integer")
-        return
-    status = statuses.get(ack)
-    if status is None:
-        result.ignored += 1
-        return
-    try:
-        timestamp = epoch_seconds(stamp)
-    except ValueError as exc:
-        result.reject(f"ack {message_id}: {exc}")
-        return
-    if recipient is not None and type(recipient) is not str:
-        result.reject(f"ack {message_id}: recipient is not a string")
-        return
-    error = ACK_ERROR if status is Status.FAILED else None
-    result.receipts.append(
-        Receipt(
-            message_id,
-            status,
-            timestamp,
-            bare_address(recipient) if recipient else None,
-            provider,
-            error,
-        )
-    )
-
-
 def _parse_ack(payload: dict[str, Any], stamp: object, result: ParseResult) -> None:
     if "ack" not in payload and type(name := payload.get("ackName")) is str:
         if name not in ACK_NAMES:
@@ -174,33 +111,26 @@ def _recipient(payload: dict[str, Any]) -> object:
     to = payload.get("to")
     if to:
         return to
-    message_id = payload.get("id")
-    if type(message_id) is str and message_id.startswith(("true_", "false_")):
-        parts = message_id.split("_", 2)
-        if len(parts) == 3 and "@" in parts[1]:
-            return parts[1]
-    return payload.get("from")
+    return chat_of(payload.get("id")) or payload.get("from")
 
 
 def _parse_message(payload: dict[str, Any], result: ParseResult) -> None:
     message_id = payload.get("id")
-    sender = payload.get("from")
-    if not is_message_id(message_id) or type(sender) is not str or not sender:
-        result.reject("message without a usable id or from")
-        return
     try:
+        if not is_message_id(message_id):
+            raise ValueError("unusable id")
+        sender = address(payload.get("from"))
         timestamp = epoch_seconds(payload.get("timestamp"))
     except ValueError as exc:
-        result.reject(f"message {message_id}: {exc}")
+        result.reject(f"message {message_id!r:.60}: {exc}")
         return
-    body = payload.get("body")
     result.inbound.append(
         InboundMessage(
             message_id=message_id,
-            sender=bare_address(sender),
+            sender=sender,
             timestamp=timestamp,
             type="media" if payload.get("hasMedia") else "text",
-            text=body if type(body) is str else None,
+            text=clean_text(payload.get("body")),
             provider=PROVIDER,
             raw=payload,
         )

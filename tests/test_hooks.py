@@ -259,18 +259,22 @@ async def test_a_failing_hook_in_the_queue_is_counted_and_the_rest_dispatched(ma
     assert manager.hook_errors == 2
 
 
-async def test_a_full_event_queue_drops_and_counts(manager, caplog):
+async def test_a_full_event_queue_drops_nothing_and_asks_producers_to_wait(manager, caplog):
+    # Issue 10 replaced dropping with backpressure: a synchronous producer's events are all
+    # queued, and the queue reports itself full so that asynchronous producers wait for room.
     recorder = Recorder()
     events = wired(manager, recorder, max_queue=2)
     await events.start()
     with caplog.at_level(logging.WARNING, logger="plugin.hooks.events"):
         for n in range(5):
             deliver(manager, f"m{n}")
-    assert events.dropped == 3
-    assert "dropped" in caplog.text
-    await events.flush()
+    assert events.backlog == 5 and events.full
+    assert "dropped" not in caplog.text
+    assert await events.flush()
+    assert not events.full
     await events.stop()
-    assert [c.message_id for _, c in recorder.seen] == ["m0", "m1"]
+    assert [c.message_id for _, c in recorder.seen] == ["m0", "m1", "m2", "m3", "m4"]
+    assert events.lost == 0
 
 
 def test_per_message_events_are_built_only_when_some_plugin_listens(

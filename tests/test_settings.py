@@ -604,3 +604,18 @@ def test_shipped_settings_document_every_table() -> None:
         "[production]",
     ):
         assert f"\n{table}\n" in text
+
+
+def test_hook_and_shutdown_timeouts(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.hook_timeout, settings.shutdown_timeout) == (10.0, 10.0)
+    assert settings.as_dict()["hook_timeout"] == "10s"
+    monkeypatch.setenv("WHATSAPP_HOOK_TIMEOUT", "250ms")
+    monkeypatch.setenv("WHATSAPP_SHUTDOWN_TIMEOUT", "30s")
+    settings = load_settings()
+    assert (settings.hook_timeout, settings.shutdown_timeout) == (0.25, 30.0)
+    monkeypatch.setenv("WHATSAPP_HOOK_TIMEOUT", "2h")
+    monkeypatch.setenv("WHATSAPP_SHUTDOWN_TIMEOUT", "soon")
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    assert problems(exc) == {"hook_timeout": "2h", "shutdown_timeout": "soon"}

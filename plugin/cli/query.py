@@ -61,7 +61,7 @@ def _defaults(args: argparse.Namespace) -> tuple[str, str | None]:
                 host = f"[{host}]"
             url = f"http://{host}:{server.port}"
         if token is None:
-            token = server.admin_token
+            token = server.admin_tokens[0] if server.admin_tokens else None
     return url, token
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SettingProblem", "SettingsError", "StoreUnavailable"]
+__all__ = ["ServeError", "SettingProblem", "SettingsError", "StoreUnavailable"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,5 +30,15 @@ class SettingsError(ValueError):
 
 
 class StoreUnavailable(RuntimeError):
-    """The shared store (Redis) cannot be reached: at start-up a clear error, while serving an
-    answer the provider retries (503)."""
+    """The shared store (Redis) cannot be reached or refused the work (out of memory, a
+    read-only replica, busy): at start-up a clear error, while serving an answer the provider
+    retries (503 with ``Retry-After: retry_after`` seconds)."""
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class ServeError(RuntimeError):
+    """The server cannot start where it was told to (a port in use, an address it cannot bind):
+    one line for the operator, exit status 1."""

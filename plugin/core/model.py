@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "SessionSummary",
     "Status",
     "StatusChange",
+    "event_digest",
 ]
 
 
@@ -106,7 +108,15 @@ class InboundMessage:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-# Not frozen, like Receipt: one is built per applied receipt when anyone listens.
+def event_digest(kind: str, *parts: object) -> str:
+    """A deterministic id of what an event is about: the same event (delivered again after a
+    restart, or by another replica) has the same id, different events have different ones."""
+    text = "\x1f".join((kind, *map(str, parts)))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+# Not frozen, like Receipt: one is built per applied receipt when anyone listens. Its event_id
+# is computed when asked for, so the receipt path pays nothing for it.
 @dataclass(slots=True)
 class StatusChange:
     """Payload of the ``status changed`` event: a receipt moved a message up the ladder."""
@@ -121,6 +131,12 @@ class StatusChange:
     timestamp: float
     error: ReceiptError | None = None
 
+    @property
+    def event_id(self) -> str:
+        """Digest of (kind, session, message, new status): a message reaches a status once."""
+        return event_digest("status_changed", self.session_id, self.message_id,
+                            self.new_status.label)
+
 
 @dataclass(slots=True, frozen=True)
 class MessageExpired:
@@ -132,6 +148,11 @@ class MessageExpired:
     recipient: str | None
     sent_at: float
     reason: str  # "window" (its ack window ended) or "session" (its session completed first)
+
+    @property
+    def event_id(self) -> str:
+        """Digest of (kind, session, message): a message is released once."""
+        return event_digest("message_expired", self.session_id, self.message_id)
 
 
 _NO_LATENCY = {
@@ -154,6 +175,11 @@ class SessionSummary:
     tags: dict[str, dict[str, int]] = field(default_factory=dict)
     #: ``{"delivered": {"count", "p50", "p90", "p99"}, "read": {…}}`` in seconds.
     latency: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_id(self) -> str:
+        """Digest of (kind, session): a session completes once."""
+        return event_digest("session_completed", self.session_id)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -185,6 +211,11 @@ class CleanupReport:
     history_trimmed: int
     remaining_history: int
     tombstones_dropped: int
+
+    @property
+    def event_id(self) -> str:
+        """Digest of (kind, time of the cleanup, sessions it completed)."""
+        return event_digest("cleanup_completed", repr(self.at), *self.completed_sessions)
 
     def as_dict(self) -> dict[str, Any]:
         return {

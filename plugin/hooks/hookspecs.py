@@ -5,6 +5,14 @@ Event hooks (``whatsapp_status_changed``, ``whatsapp_message_expired``,
 ``whatsapp_send_failed``) may be implemented as plain functions or as coroutines: the framework
 awaits what is awaitable, and one failing implementation never stops the others (it is logged and
 counted in ``hook_errors``). Implementations may accept any subset of the arguments.
+
+Delivery: at least once, never exactly once. No event is dropped while the process lives
+(producers wait for room in the event queue instead); a coroutine implementation is cancelled
+after ``hook_timeout`` and counted in ``hook_errors``; events still queued at shutdown past
+``shutdown_timeout`` are logged and counted (``wa_sessions_events_lost_total``). An event may be
+delivered again (a restart from an older snapshot, a Redis replica taking over), so each payload
+carries ``event_id``: a deterministic digest of what the event is about, to make a hook
+idempotent.
 """
 
 from __future__ import annotations
@@ -47,7 +55,8 @@ def whatsapp_status_changed(change: StatusChange) -> Any:
     ``adopted``).
 
     :param change: message id, session id, old and new status, outcome, redacted recipient,
-        provider, the receipt's timestamp and, for failures, the provider's error.
+        provider, the receipt's timestamp and, for failures, the provider's error;
+        ``event_id`` digests (session, message, new status).
     """
 
 
@@ -56,15 +65,18 @@ def whatsapp_message_expired(expired: MessageExpired) -> Any:
     """A message was released while neither delivered nor failed: a reminder that never arrived.
 
     :param expired: message id, session id, last status, redacted recipient, when it was sent,
-        and ``reason`` (``"window"``: its ack window ended; ``"session"``: its session completed).
+        and ``reason`` (``"window"``: its ack window ended; ``"session"``: its session completed);
+        ``event_id`` digests (session, message).
     """
 
 
 @hookspec
 def whatsapp_session_completed(summary: SessionSummary) -> Any:
-    """A session completed; fires exactly once per session.
+    """A session completed; delivered at least once per session (never dropped while the
+    process lives), with the same ``summary.event_id`` each time.
 
-    :param summary: the session's funnel counters, receipt outcomes and error-code tallies.
+    :param summary: the session's funnel counters, receipt outcomes and error-code tallies;
+        ``event_id`` digests the session id.
     """
 
 
@@ -73,7 +85,7 @@ def whatsapp_cleanup_completed(report: CleanupReport) -> Any:
     """A periodic (or explicit) cleanup ran.
 
     :param report: expired messages, completed sessions, history trimmed and remaining,
-        tombstones dropped.
+        tombstones dropped; ``event_id`` digests the cleanup's time and completed sessions.
     """
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from plugin.core.model import OUTCOME_KEYS, Outcome
 from plugin.hooks.events import HookEvents
+from plugin.server.latency import LatencyHistogram
 from plugin.settings.loading import Settings
 from plugin.stores.base import Store
 
@@ -42,6 +43,10 @@ class WebhookCounters:
     rejected: int = 0  # malformed items, plus bodies refused as a whole (400, 413)
     ignored: int = 0  # well-formed items we do not track
     unauthorized: int = 0  # requests refused with 401 or 403
+    # Every parsed receipt ends in exactly one of: an outcome, ``stopped`` (a receive middleware
+    # handled it without passing it on) or ``errors`` (its processing raised: logged, counted).
+    stopped: int = 0
+    errors: int = 0
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
 
     def as_dict(self) -> dict[str, int]:
@@ -56,7 +61,8 @@ class WebhookCounters:
 
     def as_state(self) -> dict[str, Any]:
         """Everything, outcomes included, for a snapshot."""
-        return {**self.as_dict(), "outcomes": self.outcome_counts()}
+        return {**self.as_dict(), "stopped": self.stopped, "errors": self.errors,
+                "outcomes": self.outcome_counts()}
 
     @classmethod
     def from_state(cls, state: Any) -> WebhookCounters:
@@ -64,7 +70,8 @@ class WebhookCounters:
         counters = cls()
         if not isinstance(state, dict):
             return counters
-        for name in ("requests", "receipts", "inbound", "rejected", "ignored", "unauthorized"):
+        for name in ("requests", "receipts", "inbound", "rejected", "ignored", "unauthorized",
+                     "stopped", "errors"):
             value = state.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 setattr(counters, name, value)
@@ -93,6 +100,8 @@ class Runtime:
     pipeline: ReceivePipeline | None = None  # built at start-up, once every plugin is in
     views: tuple[dict[str, Any], dict[str, Any]] | None = None  # (debug, stats) for /metrics
     ready: bool = False  # started (any restore finished) and not yet stopping
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # send to delivered/read
+    store_errors: int = 0  # requests answered 503 because the store was unavailable
 
     @property
     def manager(self) -> Store:

@@ -7,17 +7,19 @@ An :class:`~adapters.base.AdapterError` becomes its ``http_status`` here and now
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from adapters import bridge, meta, twilio, waha
 from adapters.base import AdapterError, ParseResult, WebhookRequest
+from plugin.server.protocol_log import quiet_protocol_errors
 from plugin.server.runtime import Runtime, WebhookCounters
 
-__all__ = ["BodyTooLarge", "WebhookRoutes", "read_body"]
+__all__ = ["BodyTooLarge", "BodyTooSlow", "WebhookRoutes", "read_body"]
 
 log = logging.getLogger("plugin.server.webhooks")
 
@@ -39,16 +41,35 @@ class BodyTooLarge(AdapterError):
     http_status = 413
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+class BodyTooSlow(AdapterError):
+    """The body has not fully arrived within ``server.read_timeout``."""
+
+    http_status = 408
+
+
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
     """The raw body, or BodyTooLarge as soon as it passes ``limit`` bytes (whatever
-    Content-Length claims, and for chunked bodies that have none)."""
+    Content-Length claims, and for chunked bodies that have none), or BodyTooSlow when it has
+    not fully arrived ``timeout`` seconds after the handler started reading it."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise BodyTooLarge(f"body of {declared} bytes is over server.max_body_size ({limit})")
     content = request.content
+    if timeout is None or content.is_eof():  # the usual case: it came with the headers
+        return await _read(content, declared, limit)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(content, declared, limit)
+    except TimeoutError:
+        raise BodyTooSlow(
+            f"body not received within server.read_timeout ({timeout:g}s)") from None
+
+
+async def _read(content: StreamReader, declared: int | None, limit: int) -> bytes:
     if declared is not None:
         # The HTTP parser never feeds more than Content-Length bytes: one read gets it all.
-        return await content.read()
+        whole: bytes = await content.read()
+        return whole
     body = bytearray()
     while chunk := await content.readany():
         body += chunk
@@ -64,7 +85,8 @@ class WebhookRoutes:
         self.runtime = runtime
         settings = runtime.settings
         self.limit = settings.server.max_body_size
-        self._meta_secret = settings.meta.app_secret
+        self.read_timeout = settings.server.read_timeout
+        self._meta_secret = settings.meta.app_secret  # one, or the two of a rotation
         self._meta_header = (
             (settings.meta.shared_secret_header, settings.meta.shared_secret)
             if settings.meta.shared_secret_header and settings.meta.shared_secret
@@ -78,6 +100,7 @@ class WebhookRoutes:
 
     def add_to(self, app: web.Application) -> None:
         """Add the route of every enabled provider."""
+        quiet_protocol_errors()
         base = self.runtime.settings.server.webhook_path
         parsers: dict[str, _Parse] = {
             "meta": self._parse_meta,
@@ -96,12 +119,12 @@ class WebhookRoutes:
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         runtime = self.runtime
         limit = self.limit
-        outcomes = counters.outcomes
+        timeout = self.read_timeout
 
         async def receive(request: web.Request) -> web.Response:
             counters.requests += 1
             try:
-                body = await read_body(request, limit)
+                body = await read_body(request, limit, timeout)
                 result = parse(request, body)
             except AdapterError as exc:
                 return self._refuse(provider, counters, exc)
@@ -117,7 +140,7 @@ class WebhookRoutes:
             if pipeline is None:  # not started: an app used without its start-up signals
                 raise web.HTTPServiceUnavailable(text="the WhatsApp plugin is not started")
             # StoreUnavailable becomes 503 (plugin.server.errors): the provider retries the batch.
-            await pipeline.run(result, provider, outcomes)
+            await pipeline.run(result, provider, counters)
             return web.Response(text="OK")
 
         receive.__name__ = f"{provider}_webhook"
@@ -131,7 +154,10 @@ class WebhookRoutes:
         else:
             counters.rejected += 1
         log.warning("%s webhook refused (HTTP %d): %s", provider, status, exc)
-        return web.Response(status=status, text=str(exc))
+        response = web.Response(status=status, text=str(exc))
+        if status == 408:  # the rest of a slow body is not waited for
+            response.force_close()
+        return response
 
     # -- per provider: raw request -> ParseResult -------------------------------------------------
 
@@ -140,8 +166,14 @@ class WebhookRoutes:
         return meta.handle(raw, self._meta_secret, shared_secret_header=self._meta_header)
 
     def _parse_twilio(self, request: web.Request, body: bytes) -> ParseResult:
-        raw = WebhookRequest("POST", str(request.url), request.headers, body, request.query)
-        return twilio.handle(raw, self._twilio_token, self._twilio_url)
+        # The signed URL is twilio.public_url + the raw path and query, joined as text: the
+        # Host header is never parsed (``Host: x:99999`` would make ``request.url`` raise).
+        # Without a public URL (development only), scheme + Host + path, as text too.
+        if self._twilio_url:
+            url = twilio.join_public_url(self._twilio_url, request.raw_path)
+        else:
+            url = f"{request.scheme}://{request.host}{request.raw_path}"
+        return twilio.handle(WebhookRequest("POST", url, request.headers, body), self._twilio_token)
 
     def _parse_waha(self, request: web.Request, body: bytes) -> ParseResult:
         return waha.handle(WebhookRequest("POST", "", request.headers, body), self._waha_key)

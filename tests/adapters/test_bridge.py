@@ -113,7 +113,7 @@ def test_unknown_numbers_are_ignored() -> None:
 def test_receipt_fields() -> None:
     ack = bridge_ack(WWEB_ID, 2, timestamp=1750030073, to="16505551234@c.us")
     assert bridge.parse(bridge_body([ack])).receipts == [
-        Receipt(WWEB_ID, Status.DELIVERED, 1750030073.0, "16505551234", "bridge", None)
+        Receipt(BAILEYS_ID, Status.DELIVERED, 1750030073.0, "16505551234", "bridge", None)
     ]
 
 

@@ -26,6 +26,7 @@ from tests.providers import (
 
 KEY = "waha-hmac-key"
 MESSAGE_ID = "true_16505551234@c.us_3EB0C767D71D4A0B6E8D"
+MESSAGE_KEY = "3EB0C767D71D4A0B6E8D"  # what a serialized id is tracked as (DESIGN.md)
 
 
 # --- Signature ----------------------------------------------------------------------------------
@@ -98,7 +99,7 @@ def test_ack_mapping(event: str, ack: int, status: Status) -> None:
 def test_ack_receipt_fields_and_millisecond_timestamp() -> None:
     result = waha.parse(waha_ack_body(MESSAGE_ID, 2, timestamp_ms=1750030073123))
     assert result.receipts == [
-        Receipt(MESSAGE_ID, Status.DELIVERED, pytest.approx(1750030073.123), "16505551234", "waha")
+        Receipt(MESSAGE_KEY, Status.DELIVERED, pytest.approx(1750030073.123), "16505551234", "waha")
     ]
 
 
@@ -130,7 +131,7 @@ def test_group_ack_keeps_the_group_id() -> None:
     )
     [receipt] = waha.parse(body).receipts
     assert receipt.recipient == "120363025246125486@g.us"
-    assert receipt.message_id == group_message
+    assert receipt.message_id == "3EB0ABCDEF"  # the key: no chat, no participant number
 
 
 def test_ack_name_is_used_when_the_number_is_absent() -> None:
