@@ -351,7 +351,7 @@ def test_the_redaction_key_is_never_stored():
 def test_switching_redaction_on_hashes_the_saved_numbers_and_off_keeps_hashes():
     clock = Clock(at("2026-11-30T08:00"))
     plain = MessageSessionManager(clock=clock, redact_recipients=False, redaction_key=KEY)
-    plain.track_sent("wamid.A", "16505551234")
+    plain.track_sent("wamid.A", "16505551234", tag="reminder")
     plain.track_sent("wamid.B", "not-a-number")
     state = json.loads(json.dumps(export_state(plain)))
     redacted = restore(state, clock=clock, redaction_key=KEY)
@@ -361,3 +361,5 @@ def test_switching_redaction_on_hashes_the_saved_numbers_and_off_keeps_hashes():
     back = restore(json.loads(json.dumps(export_state(redacted))), clock=clock,
                    redact_recipients=False, redaction_key=KEY)
     assert {mid: r for mid, *_, r in back.records()} == recipients
+    tags = back.get_all_stats()["sessions"][0]["tags"]
+    assert tags["reminder"]["sent"] == 1  # the record's tag bits survive the conversions

@@ -23,13 +23,21 @@ import json
 import logging
 import math
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from plugin.core.latency import MAX_BUCKET
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
-from plugin.core.records import HASHED_FLAG, RECIPIENT_SHIFT, valid_message_id
+from plugin.core.records import (
+    HASHED_FLAG,
+    RECIPIENT_MASK,
+    RECIPIENT_SHIFT,
+    TAG_BITS,
+    TAG_SHIFT,
+    valid_message_id,
+)
 from plugin.core.session import MessageSession
 
 __all__ = [
@@ -52,8 +60,8 @@ STATE_VERSION = 2
 SLICE_SIZE = 10_000
 _HISTORY_SLICE = 500
 _SEPARATORS = (",", ":")
-_LOW_BITS = (1 << RECIPIENT_SHIFT) - 1  # status and send offset
-_MAX_PACKED = 1 << 72  # the widest record: a 51-bit recipient field above 20 bits
+_RECIPIENT_BITS = RECIPIENT_MASK << RECIPIENT_SHIFT
+_MAX_PACKED = 1 << (TAG_SHIFT + TAG_BITS)  # the widest record: its tag is on top
 _MAX_STATUS = 5
 
 
@@ -106,6 +114,12 @@ def copy_state(
                 "counters": list(s.counters),
                 "receipts": list(s.receipts),
                 "errors": dict(s.errors),
+                "tags": dict(s.tag_index),
+                "tag_counters": {str(i): list(c) for i, c in s.tag_counters.items()},
+                "latency": [
+                    {str(b): n for b, n in histogram.items()} for histogram in s.histograms()
+                ],
+                "latency_sums": list(s.latency_sums),
             },
             order=list(s.order),
             records=dict(s.records),
@@ -130,6 +144,8 @@ def copy_state(
             "counters": h.counters,
             "receipts": h.receipts,
             "errors": h.errors,
+            "tags": h.tags,
+            "latency": h.latency,
         }
         for h in m.history
     ]
@@ -222,6 +238,25 @@ def _ints(value: Any, length: int, what: str) -> list[int]:
     return list(value)
 
 
+def _fill_insights(session: MessageSession, raw: dict[str, Any]) -> None:
+    """A session's tags and latency histograms (absent from older snapshots)."""
+    session.tag_index = {str(tag): int(index) for tag, index in dict(raw.get("tags", {})).items()}
+    session.tag_counters = {
+        int(index): _ints(counters, len(COUNTER_KEYS), "tag counters")
+        for index, counters in dict(raw.get("tag_counters", {})).items()
+    }
+    delivered, read = raw.get("latency") or ({}, {})
+    pairs: tuple[tuple[list[int], Any], ...] = (
+        (session.delivered_latency, delivered),
+        (session.read_latency, read),
+    )
+    for histogram, counts in pairs:
+        for bucket, count in dict(counts).items():
+            histogram[min(max(int(bucket), 0), MAX_BUCKET)] += int(count)
+    sums = raw.get("latency_sums") or [0.0, 0.0]
+    session.latency_sums = [_finite(sums[0], "latency"), _finite(sums[1], "latency")]
+
+
 def _finite(value: Any, what: str) -> float:
     number = float(value)
     if not math.isfinite(number):
@@ -274,40 +309,48 @@ def _records(raw: Any, version: int) -> Iterator[tuple[str, int]]:
         yield message_id, packed
 
 
-def _recipients(m: MessageSessionManager, state: dict[str, Any]) -> Any:
+def _recipients(
+    m: MessageSessionManager, state: dict[str, Any]
+) -> Callable[[int], int] | None:
     """How a saved record's recipient field becomes this manager's: a function of the
     packed record, or None to keep records as they are."""
     layout = state.get("layout")
     if state.get("version") == 1:  # "redact=…;key=<fingerprint of the key, random or not>"
         fingerprint = hashlib.sha256(m._codec.key).hexdigest()[:16]
         same = layout == f"redact={m.options.redact_recipients};key={fingerprint}"
-        return None if same else (lambda packed: packed & _LOW_BITS)
+        return None if same else _without_recipient
     if not isinstance(layout, dict) or not isinstance(layout.get("redact"), bool):
         raise StateError("layout: expected the redaction mode")
     saved_key, key = layout.get("key"), _key_fingerprint(m)
     redact = m.options.redact_recipients
     if saved_key is not None and key is not None and saved_key != key:
-        return lambda packed: packed & _LOW_BITS  # a rotated key: old hashes mean nothing
+        return _without_recipient  # a rotated key: old hashes mean nothing
     if layout["redact"] == redact:
         return None
     if redact:  # numbers (or flagged hashes) saved without redaction: hash them now
         codec = m._codec
 
-        def hashed(packed: int) -> int:
-            field = packed >> RECIPIENT_SHIFT
+        def hashed(field: int) -> int:
             if field & HASHED_FLAG:
-                field >>= 1
-            elif field:
-                field = codec.field(str(field >> 1))
-            return (field << RECIPIENT_SHIFT) | (packed & _LOW_BITS)
+                return field >> 1
+            return codec.field(str(field >> 1)) if field else 0
 
-        return hashed
+        return _with_field(hashed)
     # Hashes saved with redaction, read without it: still hashes, flagged as such.
-    return lambda packed: (
-        packed if packed >> RECIPIENT_SHIFT == 0
-        else ((((packed >> RECIPIENT_SHIFT) << 1) | HASHED_FLAG) << RECIPIENT_SHIFT)
-        | (packed & _LOW_BITS)
-    )
+    return _with_field(lambda field: (field << 1) | HASHED_FLAG if field else 0)
+
+
+def _without_recipient(packed: int) -> int:
+    return packed & ~_RECIPIENT_BITS  # status, offset, flags and tag kept
+
+
+def _with_field(convert: Callable[[int], int]) -> Callable[[int], int]:
+    """A record converter that maps the recipient field with ``convert``."""
+    def converted(packed: int) -> int:
+        field = (packed & _RECIPIENT_BITS) >> RECIPIENT_SHIFT
+        return (packed & ~_RECIPIENT_BITS) | (convert(field) << RECIPIENT_SHIFT)
+
+    return converted
 
 
 def _fill(m: MessageSessionManager, state: dict[str, Any]) -> None:
@@ -325,6 +368,7 @@ def _fill(m: MessageSessionManager, state: dict[str, Any]) -> None:
         session.counters = _ints(raw["counters"], len(COUNTER_KEYS), "counters")
         session.receipts = _ints(raw["receipts"], len(OUTCOME_KEYS), "session receipts")
         session.errors = {str(k): int(v) for k, v in dict(raw["errors"]).items()}
+        _fill_insights(session, raw)
         records, order = session.records, session.order
         for message_id, packed in _records(raw["records"], version):
             records[message_id] = packed if convert is None else convert(packed)
@@ -343,6 +387,11 @@ def _fill(m: MessageSessionManager, state: dict[str, Any]) -> None:
             counters={k: int(raw["counters"][k]) for k in COUNTER_KEYS},
             receipts={k: int(raw["receipts"][k]) for k in OUTCOME_KEYS},
             errors={str(k): int(v) for k, v in dict(raw["errors"]).items()},
+            tags={
+                str(tag): {key: int(funnel[key]) for key in COUNTER_KEYS}
+                for tag, funnel in dict(raw.get("tags", {})).items()
+            },
+            latency=dict(raw.get("latency") or {}),
         )
         if m.options.history_limit > 0:
             m._history.append(summary)  # the deque's maxlen applies the current limit
