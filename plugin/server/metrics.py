@@ -20,8 +20,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from plugin.core.failures import FAILURE_KINDS
+from plugin.core.latency import LATENCY_KINDS
 from plugin.core.model import COUNTER_KEYS
-from plugin.server.latency import STATUSES
 from plugin.server.runtime import Runtime
 from plugin.stores.deferred import deferred_writes
 
@@ -135,14 +135,7 @@ def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) 
     for kind in FAILURE_KINDS:
         failures.add_metric([kind], counts.get(kind, 0))
     yield failures
-    latency = HistogramMetricFamily(
-        f"{PREFIX}_delivery_latency_seconds", "Seconds from send to the first delivered and the "
-        "first read receipt (fed when status-change events carry the send time)",
-        labels=["status"],
-    )
-    for status in STATUSES:
-        latency.add_metric([status], runtime.latency.buckets(status), runtime.latency.sums[status])
-    yield latency
+    yield _latency(stats["latency"])
     yield CounterMetricFamily(
         f"{PREFIX}_store_errors", "Requests answered 503 because the store was unavailable",
         value=runtime.store_errors,
@@ -152,6 +145,21 @@ def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) 
             f"{PREFIX}_redis_memory_bound_bytes", "Estimate of the most memory the store's keys "
             "can take in Redis at the caps", value=stats["redis_memory_bound_bytes"],
         )
+
+
+def _latency(totals: dict[str, Any]) -> Metric:
+    """The store's latency totals (every delivered and read message since start) as a
+    Prometheus histogram."""
+    family = HistogramMetricFamily(
+        f"{PREFIX}_delivery_latency_seconds", "Seconds from send to the first delivered and the "
+        "first read receipt", labels=["status"],
+    )
+    for status in LATENCY_KINDS:
+        data = totals[status]
+        bounds = [f"{bound:g}" for bound in data["le"]] + ["+Inf"]
+        buckets = [(le, float(count)) for le, count in zip(bounds, data["buckets"], strict=True)]
+        family.add_metric([status], buckets, data["sum"])
+    return family
 
 
 _DEFERRED_COUNTERS = (
