@@ -56,73 +56,84 @@ class RuntimeCollector(Collector):
         stats = debug["manager_stats"]
         summary = all_stats["summary"]
 
-        receipts = CounterMetricFamily(
-            f"{PREFIX}_receipts", "Receipts applied to the manager, by provider and outcome",
-            labels=["provider", "outcome"],
-        )
-        for provider, counters in runtime.webhooks.items():
-            for outcome, count in counters.outcome_counts().items():
-                receipts.add_metric([provider, outcome], count)
-        yield receipts
-
-        for name, text in _WEBHOOK_COUNTERS:
-            family = CounterMetricFamily(f"{PREFIX}_webhook_{name}", text, labels=["provider"])
-            for provider, counters in runtime.webhooks.items():
-                family.add_metric([provider], getattr(counters, name))
-            yield family
-
-        yield GaugeMetricFamily(
-            f"{PREFIX}_active_sessions", "Sessions currently tracked",
-            value=summary["active_sessions"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_tracked_messages", "Message records in memory",
-            value=summary["tracked_messages"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_max_tracked_messages", "Hard cap on message records",
-            value=stats["max_tracked_messages"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_history_size", "Completed-session summaries kept",
-            value=stats["history_size"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_memory_bound_bytes", "Upper bound of the manager's heap, from its options",
-            value=stats["memory_bound_bytes"],
-        )
-        funnel = GaugeMetricFamily(
-            f"{PREFIX}_session_messages", "Funnel counters summed over the active sessions",
-            labels=["counter"],
-        )
-        for key in COUNTER_KEYS:
-            funnel.add_metric([key], summary[key])
-        yield funnel
-        yield CounterMetricFamily(
-            f"{PREFIX}_hook_errors", "Hook or middleware implementations that raised",
-            value=stats["hook_errors"],
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
-            value=stats["evicted_total"],
-        )
-        lost = runtime.manager.fault_counters()["data_lost"]
-        yield CounterMetricFamily(
-            f"{PREFIX}_store_data_lost",
-            "Times the store found its data gone (Redis restarted without persistence)",
-            value=lost,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_events_lost", "Hook events never delivered: still queued at shutdown "
-            "past shutdown_timeout",
-            value=runtime.events.lost,
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_events_queued", "Hook events waiting for delivery",
-            value=runtime.events.backlog,
-        )
+        yield from _webhook_metrics(runtime)
+        yield from _store_metrics(runtime, stats, summary)
         yield from _insights(runtime, stats, summary)
         yield from _send_metrics(runtime)
+
+
+def _webhook_metrics(runtime: Runtime) -> Iterator[Metric]:
+    """Per provider: receipts by outcome, and the webhook counters."""
+    receipts = CounterMetricFamily(
+        f"{PREFIX}_receipts", "Receipts applied to the manager, by provider and outcome",
+        labels=["provider", "outcome"],
+    )
+    for provider, counters in runtime.webhooks.items():
+        for outcome, count in counters.outcome_counts().items():
+            receipts.add_metric([provider, outcome], count)
+    yield receipts
+
+    for name, text in _WEBHOOK_COUNTERS:
+        family = CounterMetricFamily(f"{PREFIX}_webhook_{name}", text, labels=["provider"])
+        for provider, counters in runtime.webhooks.items():
+            family.add_metric([provider], getattr(counters, name))
+        yield family
+
+
+def _store_metrics(
+    runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]
+) -> Iterator[Metric]:
+    """The store's state against its bounds, errors and event delivery."""
+    yield GaugeMetricFamily(
+        f"{PREFIX}_active_sessions", "Sessions currently tracked",
+        value=summary["active_sessions"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_tracked_messages", "Message records in memory",
+        value=summary["tracked_messages"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_max_tracked_messages", "Hard cap on message records",
+        value=stats["max_tracked_messages"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_history_size", "Completed-session summaries kept",
+        value=stats["history_size"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_memory_bound_bytes", "Upper bound of the manager's heap, from its options",
+        value=stats["memory_bound_bytes"],
+    )
+    funnel = GaugeMetricFamily(
+        f"{PREFIX}_session_messages", "Funnel counters summed over the active sessions",
+        labels=["counter"],
+    )
+    for key in COUNTER_KEYS:
+        funnel.add_metric([key], summary[key])
+    yield funnel
+    yield CounterMetricFamily(
+        f"{PREFIX}_hook_errors", "Hook or middleware implementations that raised",
+        value=stats["hook_errors"],
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
+        value=stats["evicted_total"],
+    )
+    lost = runtime.manager.fault_counters()["data_lost"]
+    yield CounterMetricFamily(
+        f"{PREFIX}_store_data_lost",
+        "Times the store found its data gone (Redis restarted without persistence)",
+        value=lost,
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_events_lost", "Hook events never delivered: still queued at shutdown "
+        "past shutdown_timeout",
+        value=runtime.events.lost,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_events_queued", "Hook events waiting for delivery",
+        value=runtime.events.backlog,
+    )
 
 
 def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) -> Iterator[Metric]:
