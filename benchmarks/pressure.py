@@ -331,6 +331,8 @@ def baseline_tree(revision: str, into: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision")
+    parser.add_argument("--baseline-tree", metavar="DIR", type=Path,
+                        help="also measure the code in DIR (a checkout of another revision)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load phase")
     parser.add_argument("--rate", type=float, default=200.0, help="webhook requests per second")
     parser.add_argument("--repeats", type=int, default=3)
@@ -351,6 +353,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         if args.baseline:
             runs.append((f"baseline {args.baseline}", baseline_tree(args.baseline, Path(scratch))))
+        if args.baseline_tree:
+            runs.append((f"baseline {args.baseline_tree}", args.baseline_tree.resolve()))
         for name, root in runs:
             report(name, measure(root, args))
     print(f"\nmachine: load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
