@@ -175,21 +175,27 @@ def simulate(
             heap = heaps[day] = tracemalloc.get_traced_memory()[0]
             tracemalloc.stop()
         peaks = {k: max(v, peaks[k]) for k, v in manager.peaks().items()}
-        line = {
-            "day": day,
-            "date": datetime.fromtimestamp(day_start, tz).date().isoformat(),
-            "active_sessions": len(manager.sessions),
-            "history_size": manager.history_size,
-            "tracked_messages": manager.tracked_messages,
-            "tombstones": manager.tombstone_count,
-            "heap_bytes": heap,
-        }
+        line = _day_line(manager, day, datetime.fromtimestamp(day_start, tz), heap)
         lines.append(line)
         if on_day is not None:
             on_day(line)
     verdict = _verdict(manager, peaks, heaps, bound, days)
     verdict.update(per_day=per_day, elapsed_s=round(time.perf_counter() - started, 1))
     return SimulationResult(lines, verdict)
+
+
+def _day_line(
+    manager: MessageSessionManager, day: int, start: datetime, heap: int | None
+) -> dict[str, Any]:
+    return {
+        "day": day,
+        "date": start.date().isoformat(),
+        "active_sessions": len(manager.sessions),
+        "history_size": manager.history_size,
+        "tracked_messages": manager.tracked_messages,
+        "tombstones": manager.tombstone_count,
+        "heap_bytes": heap,
+    }
 
 
 def _run_day(
@@ -296,8 +302,8 @@ def _text_verdict(verdict: dict[str, Any]) -> str:
         f"{limits['max_active_sessions']}), history <= {verdict['max_history_size']} (limit "
         f"{limits['max_history_size']}), tracked <= {verdict['max_tracked_messages']} (limit "
         f"{limits['max_tracked_messages']}), heap <= {verdict['max_heap_bytes'] / 1e6:.2f} MB "
-        f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB), "
-        + ("" if growth is None else f"heap growth since day {_GROWTH_REFERENCE_DAY} "
-           f"{growth:+.2f}% ")
-        + f"(heap measured on days {', '.join(verdict['heap_checkpoints'])})"
+        f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB, measured on days "
+        f"{', '.join(verdict['heap_checkpoints'])})"
+        + ("" if growth is None else f", heap growth since day {_GROWTH_REFERENCE_DAY} "
+           f"{growth:+.2f}%")
     )
