@@ -97,7 +97,11 @@ def assert_page_matches(html: str, stats: dict[str, Any]) -> None:
     assert summary["sent"] > 0 and summary["failed"] > 0 and summary["pending"] > 0
     for kind, count in summary["failures"].items():
         assert f'data-failures="{kind}">{count}<' in html
-    assert "Not measured yet." in html  # no latency in these stats yet
+    latency = summary["latency"]
+    if latency["delivered"]["count"] or latency["read"]["count"]:
+        assert 'data-latency="delivered-p50"' in html and "Not measured yet." not in html
+    else:
+        assert "Not measured yet." in html
     assert "<svg" in html and html.count("<rect") >= len(stats["history"])
     assert len(stats["history"]) >= 2
     for entry in stats["history"] + stats["sessions"]:
