@@ -282,3 +282,27 @@ def test_the_manager_events_carry_ids_stable_across_two_runs():
     first, second = run(), run()
     assert first == second
     assert len(first) == 3 and len(set(first)) == 3
+
+
+async def test_background_work_waits_for_half_the_queue_to_be_free():
+    clock = Clock(NOW)
+    manager = MessageSessionManager(clock=clock)
+    gate = asyncio.Event()
+
+    class Slow:
+        @hookimpl
+        async def whatsapp_status_changed(self, change: StatusChange) -> None:
+            await gate.wait()
+
+    events = wired(manager, Slow(), max_queue=8)
+    await events.start()
+    for n in range(5):
+        manager.apply_receipt(Receipt(f"wamid.{n}", Status.SENT, clock()))
+    await events.room()  # the receive path: 5 of 8 waiting, it may go on
+    background = asyncio.get_running_loop().create_task(events.room_for_background())
+    await asyncio.sleep(0.01)
+    assert not background.done()  # 4 or more waiting: the drain holds back
+    gate.set()
+    await asyncio.wait_for(background, 5)
+    assert events.backlog < 4
+    await events.stop()

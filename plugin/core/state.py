@@ -56,8 +56,9 @@ log = logging.getLogger("plugin.core.state")
 
 STATE_FORMAT = "wa-sessions-state"
 STATE_VERSION = 2
-#: Records (or tombstones) encoded per piece by :func:`encode_state`.
-SLICE_SIZE = 10_000
+#: Records (or tombstones) encoded per piece by :func:`encode_state`: a few milliseconds of
+#: work each, the event loop free between pieces.
+SLICE_SIZE = 2_500
 _HISTORY_SLICE = 500
 _SEPARATORS = (",", ":")
 _RECIPIENT_BITS = RECIPIENT_MASK << RECIPIENT_SHIFT

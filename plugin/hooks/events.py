@@ -116,6 +116,7 @@ class HookEvents:
         self._wakeup: asyncio.Event | None = None  # set when the queue gets an event
         self._drained: asyncio.Event | None = None  # set when the queue is empty and idle
         self._room: asyncio.Event | None = None  # set while fewer than max_queue wait
+        self._low: asyncio.Event | None = None  # set while fewer than half of max_queue wait
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
         self._background: set[asyncio.Task[None]] = set()  # coroutines run without the task
@@ -170,6 +171,15 @@ class HookEvents:
                             "subscribers (%d waits so far)", self.max_queue, self.waits)
             self._room.clear()
             await self._room.wait()
+
+    async def room_for_background(self) -> None:
+        """Return once fewer than half of ``max_queue`` events wait: background work (the
+        expiry drain) leaves the other half to the receive path, so that a burst's events
+        do not hold back the webhooks."""
+        while self._task is not None and len(self._queue) >= max(1, self.max_queue // 2):
+            assert self._low is not None
+            self._low.clear()
+            await self._low.wait()
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -267,6 +277,7 @@ class HookEvents:
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._room = asyncio.Event()
+        self._low = asyncio.Event()
         if self._queue:
             self._wakeup.set()
         else:
@@ -274,15 +285,20 @@ class HookEvents:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="whatsapp-events")
 
     async def _run(self) -> None:
-        assert self._wakeup is not None and self._drained is not None and self._room is not None
-        queue, room = self._queue, self._room
+        assert self._wakeup is not None and self._drained is not None
+        assert self._room is not None and self._low is not None
+        queue, room, low = self._queue, self._room, self._low
+        half = max(1, self.max_queue // 2)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while queue:
                 name, payload = queue.popleft()
-                if len(queue) < self.max_queue and not room.is_set():
+                waiting = len(queue)
+                if waiting < self.max_queue and not room.is_set():
                     room.set()  # wakes the producers waiting in room()
+                if waiting < half and not low.is_set():
+                    low.set()  # and those in room_for_background()
                 self._in_flight = True
                 await self._dispatch(name, payload)
                 self._in_flight = False
@@ -322,8 +338,9 @@ class HookEvents:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self._in_flight = False
-        if self._room is not None:
-            self._room.set()  # nobody waits for room any longer
+        for event in (self._room, self._low):
+            if event is not None:
+                event.set()  # nobody waits for room any longer
         if lost:
             self.lost += lost
             log.error("shutdown_timeout (%s) passed with %d hook events undelivered: %d lost",

@@ -90,9 +90,10 @@ class MemoryStore:
     async def drain(self) -> None:
         """Apply every release due now (expiries, completions), one slice at a time: between
         slices the loop runs, and the next slice waits for room in the event queue when the
-        sink applies backpressure (``HookEvents.room``), so no event is dropped."""
-        # The manager's sink, however it was attached (through this store or directly).
-        room = getattr(self.manager._events, "room", None)
+        sink applies backpressure (``HookEvents.room_for_background``): no event is dropped."""
+        # The manager's sink, however it was attached (through this store or directly). The
+        # drain waits for half the queue to be free: the other half is the receive path's.
+        room = getattr(self.manager._events, "room_for_background", None)
         while True:
             if room is not None:
                 await room()  # before each slice: the queue holds at most one slice more
