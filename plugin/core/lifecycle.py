@@ -78,6 +78,9 @@ class SessionBook(EventEmitter):
         self._slack = min(60.0, max(1.0, self._window / 1440))
         self._last_cleanup: float | None = None
         self._backlog = False  # due work left over by a bounded _run_due
+        #: Set by a server that drains the backlog from a background task (settle_slice):
+        #: then calls leave the backlog to it instead of each taking one more slice.
+        self.background_drain = False
         self._clearing: dict[str, int] = {}  # completing session -> records it held
         # The latency histograms of completed sessions, added up (for the Prometheus histogram).
         self._latency_completed = LatencyTotals()
@@ -238,8 +241,8 @@ class SessionBook(EventEmitter):
             completed, more = self._complete_due(now, budget - released)
         self._tombstones.expire(now)
         self._backlog = more
-        if more:
-            self._next_due = -math.inf  # the next call goes on with it
+        if more:  # the next call goes on with it, or the background drain does
+            self._next_due = math.inf if self.background_drain else -math.inf
         else:
             self._schedule()
         return released, completed

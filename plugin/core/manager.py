@@ -361,7 +361,7 @@ class MessageSessionManager(SessionBook):
         True while more are due. A server calls it from a background task, yielding between
         slices, so that no call does unbounded work on its event loop."""
         now = self._clock()
-        if now < self._next_due:
+        if now < self._next_due and not self._backlog:
             return False
         self._run_due(now, limit)
         return self._backlog

@@ -105,14 +105,19 @@ class MemoryStore:
         # Woken by a call that left a backlog; otherwise looks once a second (completions and
         # expiries become due with no traffic too).
         self._wake = wake = asyncio.Event()  # of this loop: a store may outlive one
-        while True:
-            try:
-                await self.drain()
-            except Exception:
-                log.exception("expiry drain failed")
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), 1.0)
+        self.manager.background_drain = True  # calls leave a backlog to this task
+        try:
+            while True:
+                try:
+                    await self.drain()
+                except Exception:
+                    log.exception("expiry drain failed")
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
+        finally:
+            self.manager.background_drain = False
+            self._wake = None
 
     def _left_work(self) -> None:
         if self._wake is not None and self.manager.backlogged:
