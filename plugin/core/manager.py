@@ -292,13 +292,7 @@ class MessageSessionManager(SessionBook):
             remaining_history=self.history_size,
             tombstones_dropped=dropped,
         )
-        log.info(
-            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
-            report.history_trimmed, report.remaining_history,
-        )
-        if self._events is not None:
-            self._events.cleanup_completed(report)
-        return report
+        return self.announce_cleanup(report)
 
     # -- views ----------------------------------------------------------------------------------
 
