@@ -33,7 +33,7 @@ from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
 from plugin.core.records import message_key
 from plugin.hooks.events import call_hook
-from plugin.hooks.pipeline import Handler, OutboundMessage, SendResult, build_chain
+from plugin.hooks.pipeline import Handler, OutboundMessage, SendError, SendResult, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.settings.loading import MetaSettings
 from plugin.stores.base import Store, as_store
@@ -47,40 +47,6 @@ log = logging.getLogger("plugin.client")
 #: How long idempotency records last without a store (a store uses its ack_tracking_window).
 DEFAULT_IDEMPOTENCY_WINDOW = 24 * 3600.0
 _ACCEPTED = "whatsapp_accepted"  # the provider's result, in the send pipeline's data
-
-
-class SendError(Exception):
-    """A send the provider refused, or that never reached it.
-
-    ``code`` and ``details`` are the provider's (Graph API ``error.code``,
-    ``error.error_data.details``); ``http_status`` is ``None`` when no answer came back.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        http_status: int | None = None,
-        details: str | None = None,
-        provider: str = "meta",
-        trace_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.http_status = http_status
-        self.details = details
-        self.provider = provider
-        self.trace_id = trace_id
-
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.code is not None:
-            parts.append(f"code {self.code}")
-        if self.http_status is not None:
-            parts.append(f"HTTP {self.http_status}")
-        return f"{parts[0]} ({', '.join(parts[1:])})" if len(parts) > 1 else parts[0]
 
 
 class WhatsAppClient:
@@ -118,9 +84,7 @@ class WhatsAppClient:
         self.replayed = 0  # idempotent sends answered without calling the provider
 
     @classmethod
-    def from_settings(
-        cls, meta: MetaSettings, **kwargs: Any
-    ) -> WhatsAppClient | None:
+    def from_settings(cls, meta: MetaSettings, **kwargs: Any) -> WhatsAppClient | None:
         """A client for ``[meta]`` settings, or None when phone_number_id or access_token is
         not set (sending is then not configured)."""
         if not meta.phone_number_id or not meta.access_token:
@@ -168,16 +132,18 @@ class WhatsAppClient:
         *,
         preview_url: bool = False,
         idempotency_key: str | None = None,
+        tag: str | None = None,
     ) -> SendResult:
-        """Send a text message; returns the provider's message id. With ``idempotency_key``,
-        a send with the same key within ``ack_tracking_window`` is not repeated."""
+        """Send a text message, tracked under ``tag``; returns the provider's message id. With
+        ``idempotency_key``, a send with that key within ``ack_tracking_window`` is not
+        repeated."""
         return await self._send_keyed(OutboundMessage(to, {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": to,
             "type": "text",
             "text": {"body": body, "preview_url": preview_url},
-        }), idempotency_key)
+        }, tag=tag), idempotency_key)
 
     async def send_template(
         self,
@@ -187,11 +153,12 @@ class WhatsAppClient:
         components: list[dict[str, Any]] | None = None,
         *,
         idempotency_key: str | None = None,
+        tag: str | None = None,
     ) -> SendResult:
         """Send an approved template (the only kind of message allowed outside the 24-hour
-        customer-service window: appointment reminders are templates). With
-        ``idempotency_key`` (e.g. the appointment id), a send with the same key within
-        ``ack_tracking_window`` is not repeated."""
+        customer-service window: appointment reminders are templates), tracked under ``tag``
+        (default: the template's name). With ``idempotency_key`` (the appointment id, say), a
+        send with that key within ``ack_tracking_window`` is not repeated."""
         template: dict[str, Any] = {"name": name, "language": {"code": language}}
         if components:
             template["components"] = components
@@ -201,7 +168,7 @@ class WhatsAppClient:
             "to": to,
             "type": "template",
             "template": template,
-        }), idempotency_key)
+        }, tag=name if tag is None else tag), idempotency_key)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Run the send middlewares around the provider call."""

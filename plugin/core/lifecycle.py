@@ -151,10 +151,7 @@ class SessionBook(EventEmitter):
             if len(self._history) == self._history.maxlen:
                 self._history_trimmed += 1
             self._history.append(summary)
-        log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
-        log.info("Session completed and moved to history (date=%s)", session.session_id)
-        if self._events is not None:
-            self._events.session_completed(summary)
+        self.announce_completion(summary, cleared)
 
     # -- records --------------------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ class MessageSessionManager(SessionBook):
             if found is None:
                 return False
             session = found
-        if not message_id.isascii():
+        if not (message_id.isascii() and message_id.isprintable()):
             check_message_id(message_id)
         offset = min(int(moment - session.start), OFFSET_MASK)
         packed = (self._codec.field(recipient) << RECIPIENT_SHIFT) | (offset << OFFSET_SHIFT)
@@ -292,13 +292,7 @@ class MessageSessionManager(SessionBook):
             remaining_history=self.history_size,
             tombstones_dropped=dropped,
         )
-        log.info(
-            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
-            report.history_trimmed, report.remaining_history,
-        )
-        if self._events is not None:
-            self._events.cleanup_completed(report)
-        return report
+        return self.announce_cleanup(report)
 
     # -- views ----------------------------------------------------------------------------------
 
