@@ -29,6 +29,12 @@ test: lint
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# Fuzzing: the CI profile runs in `make test`; this is the long one (100,000 requests in all,
+# both stores) and prints the counts (requests, answers by status, parsed receipts, outcomes).
+.PHONY: fuzz
+fuzz: install
+	WA_FUZZ_PROFILE=long $(BIN)/pytest -q -s -p no:cacheprovider tests/test_fuzz_webhooks.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
 
