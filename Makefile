@@ -35,6 +35,11 @@ docs: install
 fuzz: install
 	WA_FUZZ_PROFILE=long $(BIN)/pytest -q -s -p no:cacheprovider tests/test_fuzz_webhooks.py
 
+# docs/img/status-page.png: the status page in headless Chromium, after a few simulated days.
+.PHONY: screenshot
+screenshot: install
+	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/test_status_page.py -k chromium
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
 

@@ -121,3 +121,23 @@ def test_every_page_of_the_docs_is_in_the_site_navigation():
     nav = (README.parent / "mkdocs.yml").read_text(encoding="utf-8")
     for page in sorted(DOCS.glob("*.md")):
         assert f": {page.name}" in nav, f"docs/{page.name} is not in mkdocs.yml's nav"
+
+
+def test_the_readme_is_a_front_door_of_at_most_250_lines():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move the detail to docs/"
+    readme = "\n".join(lines)
+    assert "make serve" in readme and "make test" in readme
+    assert "python -m examples.clinic_bot.bot" in readme
+
+
+def test_every_relative_link_of_the_readme_exists():
+    readme = README.read_text(encoding="utf-8")
+    targets = [
+        target.split("#")[0]
+        for target in re.findall(r"\]\(([^)\s]+)\)", readme)
+        if "://" not in target and not target.startswith("#")
+    ]
+    assert targets, "the README links to no page"
+    for target in targets:
+        assert (README.parent / target).exists(), f"README.md links to a missing {target}"

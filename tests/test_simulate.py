@@ -75,3 +75,54 @@ def test_the_text_output_ends_with_the_verdict(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("day     1 2026-01-01  active_sessions=1")
     assert out[-1].startswith("BOUNDED: active sessions <= ")
+
+
+def test_a_run_shorter_than_10_days_reports_no_growth(capsys):
+    status, lines = run(capsys, "--days", "3", "--per-day", "30")
+    assert status == 0
+    assert lines[-1]["heap_growth_pct"] is None
+    assert main(["simulate", "--days", "3", "--per-day", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "growth" not in out
+    assert out.splitlines()[-1].startswith("BOUNDED: ")
+
+
+def test_a_run_of_10_days_or_more_reports_growth_since_day_10(capsys):
+    assert main(["simulate", "--days", "10", "--per-day", "30"]) == 0
+    assert "heap growth since day 10 " in capsys.readouterr().out
+
+
+def test_simulate_is_quiet_by_default_and_logs_with_verbose(capsys):
+    assert main(["simulate", "--days", "3", "--per-day", "30"]) == 0
+    captured = capsys.readouterr()
+    assert " INFO " not in captured.err
+    assert len(captured.out.splitlines()) == 4  # three days and the verdict
+    assert main(["simulate", "--days", "3", "--per-day", "30", "--verbose"]) == 0
+    assert " INFO plugin." in capsys.readouterr().err
+
+
+def test_simulate_uses_the_options_of_a_settings_file(capsys, tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[default]\nprofile = "ultra_lean"\nmax_history_size = 2\n'
+                        'max_tracked_messages = 5000\n')
+    status, lines = run(capsys, "--days", "6", "--per-day", "40", "--settings", str(settings))
+    verdict = lines[-1]
+    assert status == 0
+    assert verdict["profile"] == "ultra_lean"
+    assert verdict["limits"]["max_history_size"] == 2
+    assert verdict["limits"]["max_tracked_messages"] == 5000
+    assert [line["history_size"] for line in lines[:-1]][-2:] == [2, 2]
+
+
+def test_simulate_with_invalid_settings_exits_2(capsys, tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text("[default]\nmax_history_size = -1\n")
+    assert main(["simulate", "--days", "2", "--settings", str(settings)]) == 2
+    assert "max_history_size" in capsys.readouterr().err
+
+
+def test_profile_and_settings_are_exclusive(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--profile", "ultra_lean", "--settings", str(tmp_path / "s.toml")])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

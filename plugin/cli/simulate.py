@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import Receipt, ReceiptError, Status
+from plugin.core.options import ManagerOptions
 from plugin.core.state import export_state, restore
 
 __all__ = ["SimulationResult", "simulate", "simulate_command"]
@@ -94,10 +95,36 @@ def _day_sequences(
     return sequences
 
 
+_GROWTH_REFERENCE_DAY = 10
+
+
 def checkpoint_days(days: int) -> set[int]:
     """The days whose heap is measured: the first two, day 10 (the reference of the growth),
     day 100, the middle day and the last day."""
-    return {d for d in (1, 2, 10, 100, days // 2, days) if 1 <= d <= days}
+    return {d for d in (1, 2, _GROWTH_REFERENCE_DAY, 100, days // 2, days) if 1 <= d <= days}
+
+
+@dataclass(slots=True)
+class _Traffic:
+    """The week of daily traffic patterns and the message ids, receipts and errors they use."""
+
+    sequences: list[list[tuple[float, int, int, int]]]
+    suffixes: list[str]
+    statuses: list[Status]
+    errors: list[ReceiptError | None]
+
+    @classmethod
+    def build(cls, seed: int, per_day: int, days: int) -> _Traffic:
+        rng = random.Random(seed)
+        statuses = list(Status)
+        errors: list[ReceiptError | None] = [None] * len(statuses)
+        errors[Status.FAILED] = _FAILED_ERROR
+        return cls(
+            sequences=_day_sequences(rng, per_day, min(_PATTERNS, days)),
+            suffixes=[f"{i:08X}{i * 7919 % 65521:08X}A" for i in range(per_day)],
+            statuses=statuses,
+            errors=errors,
+        )
 
 
 def simulate(
@@ -106,34 +133,31 @@ def simulate(
     profile: str = "default",
     seed: int = 1,
     on_day: Any = None,
+    *,
+    options: ManagerOptions | None = None,
 ) -> SimulationResult:
     """Run the simulation; ``on_day(line)`` is called with each day's line as it completes.
+    ``options`` (from settings) replace ``profile``.
 
     The heap is what ``tracemalloc`` traces. Tracing costs about 1.5 µs per allocation on
     CPython 3.11, so it runs on checkpoint days only: before such a day the manager is carried
     over through its snapshot format (exported, then rebuilt from JSON while tracing), so that
     every object it holds is traced, and the day's end reports the whole heap it needs.
     """
-    rng = random.Random(seed)
-    sequences = _day_sequences(rng, per_day, min(_PATTERNS, days))
-    suffixes = [f"{i:08X}{i * 7919 % 65521:08X}A" for i in range(per_day)]
-    statuses = list(Status)
-    errors: list[ReceiptError | None] = [None] * len(statuses)
-    errors[Status.FAILED] = _FAILED_ERROR
+    traffic = _Traffic.build(seed, per_day, days)
     measured = checkpoint_days(days)
     clock = _Clock(0.0)
+    kwargs: dict[str, Any] = {"options": options} if options is not None else {"profile": profile}
     tracemalloc.start()
-    manager = MessageSessionManager(profile=profile, clock=clock)
+    manager = MessageSessionManager(clock=clock, **kwargs)
     tz = ZoneInfo(manager.options.timezone)
     start = datetime(2026, 1, 1, tzinfo=tz).timestamp()
     clock.now = start
-    cleanup_every = manager.options.cleanup_interval
-    next_cleanup = start + cleanup_every
+    next_cleanup = start + manager.options.cleanup_interval
     bound = manager.memory_bound_bytes()
     lines: list[dict[str, Any]] = []
     heaps: dict[int, int] = {}
     peaks = manager.peaks()
-    recipient = "16505551234"
     yesterday: list[str] = []
     started = time.perf_counter()
     for day in range(1, days + 1):
@@ -141,24 +165,11 @@ def simulate(
             blob = json.dumps(export_state(manager))
             del manager
             tracemalloc.start()
-            manager = restore(json.loads(blob), profile=profile, clock=clock)
+            manager = restore(json.loads(blob), clock=clock, **kwargs)
             del blob
-        apply, track = manager.apply_receipt, manager.track_sent
         day_start = start + (day - 1) * _DAY
-        prefix = f"wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI{day:08X}"
-        ids = ([prefix + suffix for suffix in suffixes], yesterday)
-        for at, code, index, back in sequences[(day - 1) % len(sequences)]:
-            now = clock.now = day_start + at
-            if now >= next_cleanup:
-                manager.cleanup()
-                next_cleanup += cleanup_every
-            if code == _SEND_CODE:
-                if not back:
-                    track(ids[0][index], recipient)
-            elif day > 1 or not back:
-                apply(Receipt(ids[back][index], statuses[code], now, None, "meta", errors[code]))
-        yesterday = ids[0]
-        clock.now = day_start + _DAY
+        yesterday, next_cleanup = _run_day(manager, traffic, clock, day, day_start, yesterday,
+                                           next_cleanup)
         heap: int | None = None
         if tracemalloc.is_tracing():
             heap = heaps[day] = tracemalloc.get_traced_memory()[0]
@@ -176,14 +187,53 @@ def simulate(
         lines.append(line)
         if on_day is not None:
             on_day(line)
+    verdict = _verdict(manager, peaks, heaps, bound, days)
+    verdict.update(per_day=per_day, elapsed_s=round(time.perf_counter() - started, 1))
+    return SimulationResult(lines, verdict)
+
+
+def _run_day(
+    manager: MessageSessionManager, traffic: _Traffic, clock: _Clock, day: int,
+    day_start: float, yesterday: list[str], next_cleanup: float,
+) -> tuple[list[str], float]:
+    """Send and receive one day's traffic (receipts of yesterday's messages included); return
+    today's ids and when the next periodic cleanup is due."""
+    apply, track = manager.apply_receipt, manager.track_sent
+    cleanup_every = manager.options.cleanup_interval
+    statuses, errors = traffic.statuses, traffic.errors
+    prefix = f"wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI{day:08X}"
+    ids = ([prefix + suffix for suffix in traffic.suffixes], yesterday)
+    recipient = "16505551234"
+    for at, code, index, back in traffic.sequences[(day - 1) % len(traffic.sequences)]:
+        now = clock.now = day_start + at
+        if now >= next_cleanup:
+            manager.cleanup()
+            next_cleanup += cleanup_every
+        if code == _SEND_CODE:
+            if not back:
+                track(ids[0][index], recipient)
+        elif day > 1 or not back:
+            apply(Receipt(ids[back][index], statuses[code], now, None, "meta", errors[code]))
+    clock.now = day_start + _DAY
+    return ids[0], next_cleanup
+
+
+def _verdict(
+    manager: MessageSessionManager, peaks: dict[str, int], heaps: dict[int, int], bound: int,
+    days: int,
+) -> dict[str, Any]:
+    """The final line: the observed maxima against the limits, and the heap's growth from the
+    end of day 10 to the last day (None on a run shorter than 10 days: nothing to compare)."""
     limits = {
         "max_active_sessions": manager.max_active_sessions(),
         "max_history_size": manager.options.history_limit,
         "max_tracked_messages": manager.options.max_tracked_messages,
         "memory_bound_bytes": bound,
     }
-    reference = heaps.get(10, heaps[min(heaps)])
-    growth = 100.0 * (heaps[days] - reference) / reference if reference else 0.0
+    growth: float | None = None
+    if days >= _GROWTH_REFERENCE_DAY and heaps.get(_GROWTH_REFERENCE_DAY):
+        reference = heaps[_GROWTH_REFERENCE_DAY]
+        growth = round(100.0 * (heaps[days] - reference) / reference, 3)
     max_heap = max(heaps.values())
     bounded = (
         peaks["active_sessions"] <= limits["max_active_sessions"]
@@ -191,23 +241,19 @@ def simulate(
         and peaks["tracked_messages"] <= limits["max_tracked_messages"]
         and max_heap <= bound
     )
-    stats = manager.get_all_stats()["summary"]
-    verdict = {
+    return {
         "bounded": bounded,
         "max_active_sessions": peaks["active_sessions"],
         "max_history_size": peaks["history_size"],
         "max_tracked_messages": peaks["tracked_messages"],
         "max_heap_bytes": max_heap,
-        "heap_growth_pct": round(growth, 3),
+        "heap_growth_pct": growth,
         "heap_checkpoints": {str(day): heap for day, heap in sorted(heaps.items())},
         "limits": limits,
-        "receipts": stats["receipts"],
+        "receipts": manager.get_all_stats()["summary"]["receipts"],
         "days": days,
-        "per_day": per_day,
         "profile": manager.options.profile,
-        "elapsed_s": round(time.perf_counter() - started, 1),
     }
-    return SimulationResult(lines, verdict)
 
 
 def _text_line(line: dict[str, Any]) -> str:
@@ -220,27 +266,38 @@ def _text_line(line: dict[str, Any]) -> str:
 
 
 def simulate_command(args: argparse.Namespace) -> int:
+    """Print a line per day and the verdict; 1 if a bound was exceeded, 2 on bad arguments.
+    SettingsError (``--settings``) propagates: the CLI exits 2."""
     if args.days < 1 or args.per_day < 0:
         print("wa-sessions: --days must be at least 1 and --per-day at least 0", file=sys.stderr)
         return 2
+    options: ManagerOptions | None = None
+    if getattr(args, "settings", None) is not None:
+        from plugin.settings.loading import load_settings
+
+        options = load_settings(args.settings).manager
+    profile = args.profile or "default"
 
     def emit(line: dict[str, Any]) -> None:
         print(json.dumps(line) if args.json else _text_line(line), flush=True)
 
-    result = simulate(args.days, args.per_day, args.profile, args.seed, on_day=emit)
+    result = simulate(args.days, args.per_day, profile, args.seed, on_day=emit, options=options)
     verdict = result.verdict
-    if args.json:
-        print(json.dumps(verdict))
-    else:
-        limits = verdict["limits"]
-        print(
-            f"{'BOUNDED' if verdict['bounded'] else 'BOUND EXCEEDED'}: "
-            f"active sessions <= {verdict['max_active_sessions']} (limit "
-            f"{limits['max_active_sessions']}), history <= {verdict['max_history_size']} (limit "
-            f"{limits['max_history_size']}), tracked <= {verdict['max_tracked_messages']} (limit "
-            f"{limits['max_tracked_messages']}), heap <= {verdict['max_heap_bytes'] / 1e6:.2f} MB "
-            f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB), heap growth since day 10 "
-            f"{verdict['heap_growth_pct']:+.2f}% (heap measured on days "
-            f"{', '.join(verdict['heap_checkpoints'])})"
-        )
+    print(json.dumps(verdict) if args.json else _text_verdict(verdict))
     return 0 if verdict["bounded"] else 1
+
+
+def _text_verdict(verdict: dict[str, Any]) -> str:
+    limits = verdict["limits"]
+    growth = verdict["heap_growth_pct"]
+    return (
+        f"{'BOUNDED' if verdict['bounded'] else 'BOUND EXCEEDED'}: "
+        f"active sessions <= {verdict['max_active_sessions']} (limit "
+        f"{limits['max_active_sessions']}), history <= {verdict['max_history_size']} (limit "
+        f"{limits['max_history_size']}), tracked <= {verdict['max_tracked_messages']} (limit "
+        f"{limits['max_tracked_messages']}), heap <= {verdict['max_heap_bytes'] / 1e6:.2f} MB "
+        f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB), "
+        + ("" if growth is None else f"heap growth since day {_GROWTH_REFERENCE_DAY} "
+           f"{growth:+.2f}% ")
+        + f"(heap measured on days {', '.join(verdict['heap_checkpoints'])})"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SettingProblem", "SettingsError", "StoreUnavailable"]
+__all__ = ["ServeError", "SettingProblem", "SettingsError", "StoreUnavailable"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,3 +32,8 @@ class SettingsError(ValueError):
 class StoreUnavailable(RuntimeError):
     """The shared store (Redis) cannot be reached: at start-up a clear error, while serving an
     answer the provider retries (503)."""
+
+
+class ServeError(RuntimeError):
+    """The server cannot start where it was told to (a port in use, an address it cannot bind):
+    one line for the operator, exit status 1."""

@@ -98,15 +98,24 @@ def load_entry_points(pm: pluggy.PluginManager, group: str = ENTRY_POINT_GROUP) 
     """Register the plugins of the ``group`` entry points. Unlike pluggy's
     ``load_setuptools_entrypoints``, a plugin already registered (also listed in ``plugins``)
     is skipped instead of failing start-up."""
+    problems: list[SettingProblem] = []
     for entry_point in importlib.metadata.entry_points(group=group):
         if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
             continue
-        plugin = entry_point.load()
+        try:
+            plugin = entry_point.load()
+        except (ImportError, AttributeError) as exc:
+            problems.append(SettingProblem(
+                f"entry point {group}:{entry_point.name}", entry_point.value,
+                f"an importable plugin ({exc}; uninstall its package or fix it)"))
+            continue
         if pm.is_registered(plugin):
             log.info("entry point %s: plugin already loaded from settings", entry_point.name)
             continue
         pm.register(plugin, name=entry_point.name)
         log.info("plugin loaded from entry point: %s", entry_point.name)
+    if problems:
+        raise SettingsError(problems)
 
 
 def collect_middlewares(pm: pluggy.PluginManager) -> MiddlewareRegistry:

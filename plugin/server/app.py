@@ -16,8 +16,10 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
@@ -29,11 +31,13 @@ from aiohttp import web
 
 from plugin.client import WhatsAppClient
 from plugin.core.durations import format_duration
+from plugin.core.errors import ServeError
 from plugin.core.manager import MessageSessionManager
 from plugin.hooks.events import HookEvents
 from plugin.hooks.plugins import make_plugin_manager
 from plugin.server.admin import AdminRoutes
 from plugin.server.errors import store_errors
+from plugin.server.latency import LatencyObserver, events_carry_send_time
 from plugin.server.metrics import make_registry
 from plugin.server.receive import ReceivePipeline
 from plugin.server.runtime import (
@@ -150,6 +154,7 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
     for warning in settings.warnings():
         log.warning("%s", warning)
     await store.start()  # StoreUnavailable (naming the URL) stops the start-up
+    _observe_latency(runtime)
     runtime.events.attach(store)
     runtime.pipeline = ReceivePipeline(runtime.plugins, store, runtime.client, runtime.events)
     await runtime.events.start()
@@ -181,6 +186,19 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
             await runtime.client.close()
         await store.close()
         log.info("WhatsApp session plugin stopped")
+
+
+def _observe_latency(runtime: Runtime) -> None:
+    """Feed ``wa_sessions_delivery_latency_seconds`` from status changes, when they carry the
+    send time and some plugin already listens to them: the observer must not be the reason the
+    receipt path builds and queues an event per receipt."""
+    plugins = runtime.plugins
+    if (
+        events_carry_send_time()
+        and runtime.events.listens("whatsapp_status_changed")
+        and plugins.get_plugin("wa-sessions-latency") is None
+    ):
+        plugins.register(LatencyObserver(runtime.latency), name="wa-sessions-latency")
 
 
 def _snapshot_extra(runtime: Runtime) -> dict[str, Any]:
@@ -220,7 +238,8 @@ def _pin_mmap_threshold(threshold: int = 128 * 1024) -> bool:
 
 def serve_command(args: argparse.Namespace) -> int:
     """``wa-sessions serve``: run the webhook server until SIGINT or SIGTERM, then shut down
-    gracefully (final cleanup, queued events delivered). SettingsError propagates (exit 2)."""
+    gracefully (final cleanup, queued events delivered). SettingsError propagates (exit 2); so
+    does ServeError (exit 1) when the address cannot be listened on, before anything starts."""
     settings = load_settings(getattr(args, "settings", None))
     if _pin_mmap_threshold():
         log.debug("glibc mmap threshold fixed at 128 KiB")
@@ -228,10 +247,44 @@ def serve_command(args: argparse.Namespace) -> int:
     host = args.host if getattr(args, "host", None) else server.host
     port = args.port if getattr(args, "port", None) is not None else server.port
     settings = replace(settings, server=replace(server, host=host, port=port))
-    app = create_app(settings)
+    sockets = listen(host, port)
+    try:
+        app = create_app(settings)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     log.info("serving on http://%s:%d (env=%s, profile=%s)",
-             host, port, settings.env, settings.manager.profile)
+             host, sockets[0].getsockname()[1], settings.env, settings.manager.profile)
     # No access log: its request line would carry the handshake's hub.verify_token.
-    web.run_app(app, host=host, port=port, access_log=None, print=None,
+    web.run_app(app, sock=sockets, access_log=None, print=None,
                 handle_signals=True, shutdown_timeout=10.0)
     return 0
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bound sockets for ``host:port``, one per address ``host`` resolves to (as asyncio's
+    ``create_server`` binds them), so that a port in use is one clear ServeError before the
+    application starts, not a traceback after it did."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(f"port {port} is already in use on {host or '*'}: stop what listens "
+                             "there or choose another port (--port, server.port)") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sockets

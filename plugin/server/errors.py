@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from plugin.core.errors import StoreUnavailable
+from plugin.server.runtime import RUNTIME_KEY
 
 __all__ = ["RETRY_AFTER_SECONDS", "store_errors"]
 
@@ -24,6 +25,9 @@ async def store_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except StoreUnavailable as exc:
+        runtime = request.app.get(RUNTIME_KEY)
+        if runtime is not None:
+            runtime.store_errors += 1
         log.error("%s %s: store unavailable, answering 503: %s", request.method, request.path, exc)
         return web.json_response(
             {"error": "store unavailable, retry later"},

@@ -8,12 +8,20 @@ families. Two applications in one process (or one test after another) never shar
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from plugin.core.failures import FAILURE_KINDS
 from plugin.core.model import COUNTER_KEYS
+from plugin.server.latency import STATUSES
 from plugin.server.runtime import Runtime
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "make_registry", "render"]
@@ -106,12 +114,43 @@ class RuntimeCollector(Collector):
             f"{PREFIX}_events_queued", "Hook events waiting for delivery",
             value=runtime.events.backlog,
         )
+        yield from _insights(runtime, stats, summary)
+
+
+def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) -> Iterator[Metric]:
+    """Failures by kind, delivery latency, store errors and the Redis-side memory bound."""
+    failures = GaugeMetricFamily(
+        f"{PREFIX}_session_failures", "Failed messages by failure kind, summed over the active "
+        "sessions (each message once, when it failed)", labels=["kind"],
+    )
+    counts = summary.get("failures", {})
+    for kind in FAILURE_KINDS:
+        failures.add_metric([kind], counts.get(kind, 0))
+    yield failures
+    latency = HistogramMetricFamily(
+        f"{PREFIX}_delivery_latency_seconds", "Seconds from send to the first delivered and the "
+        "first read receipt (fed when status-change events carry the send time)",
+        labels=["status"],
+    )
+    for status in STATUSES:
+        latency.add_metric([status], runtime.latency.buckets(status), runtime.latency.sums[status])
+    yield latency
+    yield CounterMetricFamily(
+        f"{PREFIX}_store_errors", "Requests answered 503 because the store was unavailable",
+        value=runtime.store_errors,
+    )
+    if "redis_memory_bound_bytes" in stats:
+        yield GaugeMetricFamily(
+            f"{PREFIX}_redis_memory_bound_bytes", "Estimate of the most memory the store's keys "
+            "can take in Redis at the caps", value=stats["redis_memory_bound_bytes"],
+        )
 
 
 def make_registry(runtime: Runtime) -> CollectorRegistry:
     """A fresh registry holding only ``runtime``'s collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RuntimeCollector(runtime))
+    ProcessCollector(registry=registry)  # process_resident_memory_bytes, beside the bound
     return registry
 
 

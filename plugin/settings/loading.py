@@ -1,20 +1,19 @@
 """Settings: ``settings.toml`` (+ ``.secrets.toml``) through dynaconf, with environments and
 ``WHATSAPP_*`` environment variables, validated into a frozen :class:`Settings` that reports every
-problem at once (the checks: :mod:`plugin.settings.validation`). A host app may hand over its own
-settings object instead."""
+problem at once (the names and tables: :mod:`plugin.settings.schema`; the checks:
+:mod:`plugin.settings.validation`). A host app may hand over its own settings object instead:
+keys of its own are then only warned about, while production refuses unknown keys in the plugin's
+own settings file and ``WHATSAPP_*`` variables."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from dynaconf import Dynaconf
 from dynaconf.base import LazySettings
@@ -22,9 +21,40 @@ from dynaconf.utils.parse_conf import boolean_fix
 
 from plugin.core.durations import format_duration
 from plugin.core.errors import SettingProblem, SettingsError
-from plugin.core.options import MANAGER_KEYS, ManagerOptions
+from plugin.core.options import ManagerOptions
+from plugin.settings.schema import (
+    DEFAULT_ENV,
+    ENV_VARIABLE,
+    ENVVAR_PREFIX,
+    KIB,
+    KNOWN_KEYS,
+    MIB,
+    PRODUCTION,
+    PROVIDERS,
+    REDACTED,
+    SECRET_KEYS,
+    SECTIONS,
+    SETTINGS_FILE_VARIABLE,
+    BridgeSettings,
+    MetaSettings,
+    Provider,
+    Secret,
+    ServerSettings,
+    TwilioSettings,
+    WahaSettings,
+    format_size,
+    redact_url,
+    secret_values,
+)
+from plugin.settings.validation import validate
 
 __all__ = [
+    "DEFAULT_ENV",
+    "ENV_VARIABLE",
+    "KIB",
+    "MIB",
+    "PRODUCTION",
+    "REDACTED",
     "BridgeSettings",
     "MetaSettings",
     "Secret",
@@ -32,34 +62,13 @@ __all__ = [
     "Settings",
     "TwilioSettings",
     "WahaSettings",
-    "check_config_command",
     "load_settings",
     "secret_values",
+    "settings_source",
 ]
 
 log = logging.getLogger(__name__)
 
-ENVVAR_PREFIX = "WHATSAPP"
-ENV_VARIABLE = "WHATSAPP_ENV"
-SETTINGS_FILE_VARIABLE = "WHATSAPP_SETTINGS_FILE"
-DEFAULT_ENV = "development"
-PRODUCTION = "production"
-REDACTED = "***"
-
-KIB = 1024
-MIB = 1024 * KIB
-
-PROVIDERS = ("meta", "twilio", "waha", "bridge")
-_SECTIONS = ("server", *PROVIDERS)
-_OTHER_KEYS = ("plugins", "store", "state_file", "snapshot_interval", "redis_url",
-               "redis_prefix", "event_queue_size", "hook_timeout", "shutdown_timeout")
-_KNOWN_KEYS = frozenset({*MANAGER_KEYS, *_SECTIONS, *_OTHER_KEYS, "env"})
-#: Keys holding secrets: shown as "***", never logged or printed.
-_SECRET_KEYS = frozenset({
-    "redaction_key", "server.admin_token", "meta.app_secret", "meta.verify_token",
-    "meta.access_token", "meta.shared_secret", "twilio.auth_token", "waha.hmac_key",
-    "bridge.secret",
-})
 #: String keys whose environment variable is taken verbatim: dynaconf would turn
 #: ``WHATSAPP_META__VERIFY_TOKEN=0x1F`` into the integer 31.
 _VERBATIM_KEYS = frozenset({
@@ -80,95 +89,6 @@ _DYNACONF_KEYS = frozenset({"load_dotenv", "settings_file", "settings_files"})
 def _is_dynaconf_key(key: str) -> bool:
     return key in _DYNACONF_KEYS or key.endswith("_for_dynaconf")
 
-
-#: A secret setting: one value, or the two values accepted during a rotation.
-Secret = str | tuple[str, ...]
-
-
-def secret_values(secret: Secret | None) -> tuple[str, ...]:
-    """Every accepted value of a secret setting (none when it is not set)."""
-    if secret is None:
-        return ()
-    return (secret,) if isinstance(secret, str) else secret
-
-
-@dataclass(slots=True, frozen=True)
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    webhook_path: str = "/webhooks"
-    #: One token, or two during a rotation (either is accepted; the CLI sends the first).
-    admin_token: Secret | None = field(default=None, repr=False)
-    max_body_size: int = 3 * MIB
-    #: A request body that has not fully arrived after this many seconds is refused with 408.
-    read_timeout: float = 30.0
-
-    @property
-    def admin_tokens(self) -> tuple[str, ...]:
-        return secret_values(self.admin_token)
-
-
-@dataclass(slots=True, frozen=True)
-class MetaSettings:
-    """Meta Cloud API, and the BSPs that forward its format (360dialog, Gupshup v3)."""
-
-    enabled: bool = True
-    #: One app secret, or two during a rotation (a signature by either is accepted).
-    app_secret: Secret | None = field(default=None, repr=False)
-    verify_token: str | None = field(default=None, repr=False)
-    access_token: str | None = field(default=None, repr=False)
-    phone_number_id: str | None = None
-    api_base_url: str = "https://graph.facebook.com/v21.0"
-    #: For a BSP that does not sign with the app secret: a header it sends with a shared value.
-    shared_secret_header: str | None = None
-    shared_secret: str | None = field(default=None, repr=False)
-
-    @property
-    def signed(self) -> bool:
-        return self.app_secret is not None or self.shared_secret is not None
-
-    @property
-    def app_secrets(self) -> tuple[str, ...]:
-        return secret_values(self.app_secret)
-
-
-@dataclass(slots=True, frozen=True)
-class TwilioSettings:
-    enabled: bool = False
-    auth_token: str | None = field(default=None, repr=False)
-    account_sid: str | None = None
-    #: The base URL Twilio calls (scheme, host, optional port): signatures cover it.
-    public_url: str | None = None
-    api_base_url: str = "https://api.twilio.com"
-
-    @property
-    def signed(self) -> bool:
-        return self.auth_token is not None
-
-
-@dataclass(slots=True, frozen=True)
-class WahaSettings:
-    enabled: bool = False
-    hmac_key: str | None = field(default=None, repr=False)
-
-    @property
-    def signed(self) -> bool:
-        return self.hmac_key is not None
-
-
-@dataclass(slots=True, frozen=True)
-class BridgeSettings:
-    """Acks forwarded by a whatsapp-web.js or Baileys bot."""
-
-    enabled: bool = False
-    secret: str | None = field(default=None, repr=False)
-
-    @property
-    def signed(self) -> bool:
-        return self.secret is not None
-
-
-Provider = MetaSettings | TwilioSettings | WahaSettings | BridgeSettings
 
 
 @dataclass(slots=True, frozen=True, repr=False)
@@ -210,9 +130,7 @@ class Settings:
             raise TypeError(f"settings must be a mapping or a dynaconf object, not {type(obj)!r}")
         data = {k: v for k, v in data.items() if not _is_dynaconf_key(k)}
         chosen = env or data.get("env") or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV
-        from plugin.settings.validation import _validate  # it imports this module's dataclasses
-
-        return _validate(data, chosen)
+        return cls(**validate(data, chosen, own=False))
 
     @property
     def production(self) -> bool:
@@ -258,10 +176,10 @@ class Settings:
         ``redact=False``. Without redaction the result loads back through ``from_mapping``."""
         out: dict[str, Any] = {"env": self.env, **self.manager.as_settings()}
         out["redaction_key"] = self.manager.redaction_key
-        for name in _SECTIONS:
+        for name in SECTIONS:
             section = getattr(self, name)
             out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
-        out["server"]["max_body_size"] = _format_size(self.server.max_body_size)
+        out["server"]["max_body_size"] = format_size(self.server.max_body_size)
         out["server"]["read_timeout"] = format_duration(self.server.read_timeout)
         for head, tail in (("server", "admin_token"), ("meta", "app_secret")):
             if isinstance(out[head][tail], tuple):  # a rotation: a list, as settings spell it
@@ -274,12 +192,12 @@ class Settings:
             shutdown_timeout=format_duration(self.shutdown_timeout),
         )
         if redact:
-            for dotted in _SECRET_KEYS:
+            for dotted in SECRET_KEYS:
                 head, _, tail = dotted.rpartition(".")
                 table = out[head] if head else out
                 if table[tail]:
                     table[tail] = REDACTED
-            out["redis_url"] = _redact_url(self.redis_url)
+            out["redis_url"] = redact_url(self.redis_url)
         return out
 
     def redacted(self) -> dict[str, Any]:
@@ -330,8 +248,9 @@ def load_settings(
         table = data.setdefault(head, {}) if head else data
         if isinstance(table, dict):
             table[tail] = raw
-    try:
-        settings = Settings.from_mapping(data, env=chosen)
+    data = {k: v for k, v in data.items() if not _is_dynaconf_key(k)}
+    try:  # the plugin's own file and variables: production refuses keys it does not know
+        settings = Settings(**validate(data, chosen, own=True))
     except SettingsError as exc:
         raise SettingsError(problems + exc.problems) from None
     if problems:
@@ -343,6 +262,12 @@ def _settings_path(settings_file: str | os.PathLike[str] | None) -> tuple[Path, 
     """The settings file to read, and whether it was named (then it must exist)."""
     named = settings_file if settings_file is not None else os.environ.get(SETTINGS_FILE_VARIABLE)
     return Path(named or "settings.toml").expanduser().resolve(), bool(named)
+
+
+def settings_source(settings_file: str | os.PathLike[str] | None = None) -> Path | None:
+    """The settings file :func:`load_settings` reads for ``settings_file``, None if none."""
+    path, _ = _settings_path(settings_file)
+    return path if path.is_file() else None
 
 
 def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, str]:
@@ -362,7 +287,7 @@ def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, st
         try:
             dyn.set(key, boolean_fix(raw), tomlfy=True)
         except Exception as exc:  # dynaconf's parse errors (@int, @json, @format…) share no base
-            shown = REDACTED if dotted in _SECRET_KEYS else raw
+            shown = REDACTED if dotted in SECRET_KEYS else raw
             problems.append(SettingProblem(
                 dotted, shown, f"a value dynaconf can parse from {name} ({type(exc).__name__})"))
     return verbatim
@@ -378,47 +303,6 @@ def _rotation_list(raw: str) -> Any:
     except tomllib.TOMLDecodeError:
         return raw
     return value if all(isinstance(item, str) for item in value) else raw
-
-
-def check_config_command(args: argparse.Namespace) -> int:
-    """``wa-sessions check-config``: print a summary and return 0; SettingsError propagates."""
-    settings = load_settings(getattr(args, "settings", None))
-    for warning in settings.warnings():
-        print(f"warning: {warning}", file=sys.stderr)
-    shown = settings.redacted()
-    path, _ = _settings_path(getattr(args, "settings", None))
-    source = str(path) if path.is_file() else "no settings file: defaults"
-    lines = [f"settings OK (env={settings.env}, profile={settings.manager.profile})",
-             f"read from: {source} + WHATSAPP_* environment variables", "manager:"]
-    lines += [f"  {key} = {_toml(value)}" for key, value in settings.manager.as_settings().items()]
-    lines.append(f"  redaction_key = {_toml(shown['redaction_key'])}")
-    server = settings.server
-    lines.append(
-        f"server: {server.host}:{server.port}, webhooks under {server.webhook_path}, "
-        f"max body {_format_size(server.max_body_size)}, read timeout "
-        f"{format_duration(server.read_timeout)}, admin token "
-        + (("set" if len(server.admin_tokens) < 2 else "set (2 values: rotating)")
-           if server.admin_token else "not set (admin routes answer loopback only)"))
-    providers = [f"{name} ({'signed' if settings.provider(name).signed else 'UNSIGNED'})"
-                 for name in settings.enabled_providers]
-    lines.append(f"providers: {', '.join(providers) or 'none'}")
-    lines.append(f"plugins: {', '.join(settings.plugins) or 'none'}")
-    store = f"store: {settings.store}"
-    if settings.store == "redis":
-        store += f" ({shown['redis_url']}, prefix {settings.redis_prefix!r})"
-    if settings.state_file:
-        store += (f", snapshots to {settings.state_file} "
-                  f"every {format_duration(settings.snapshot_interval)}")
-    lines.append(store)
-    lines.append(f"event queue: {settings.event_queue_size} events, hook calls bounded by "
-                 f"{format_duration(settings.hook_timeout)}, shutdown waits "
-                 f"{format_duration(settings.shutdown_timeout)} for queued events")
-    from plugin.core.manager import MessageSessionManager  # the CLI only: settings stay light
-
-    bound = MessageSessionManager(options=settings.manager).memory_bound_bytes()
-    lines.append(f"memory bound (in-process manager, from these options): {bound / 1e6:.1f} MB")
-    print("\n".join(lines))
-    return 0
 
 
 def _lower_keys(value: Mapping[Any, Any]) -> dict[str, Any]:
@@ -445,35 +329,10 @@ def _toml_environments(path: Path, problems: list[SettingProblem]) -> set[str]:
         return set()
     envs: set[str] = set()
     for key, value in document.items():
-        if isinstance(value, dict) and key.lower() not in _KNOWN_KEYS:
+        if isinstance(value, dict) and key.lower() not in KNOWN_KEYS:
             envs.add(key.lower())
         else:
             problems.append(SettingProblem(
-                key, REDACTED if key in _SECRET_KEYS else value,
+                key, REDACTED if key in SECRET_KEYS else value,
                 f"inside an environment table of {path.name}, e.g. [default] or [default.{key}]"))
     return envs
-
-
-def _format_size(size: int) -> str:
-    for unit, factor in (("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", KIB)):
-        if size % factor == 0:
-            return f"{size // factor}{unit}"
-    return str(size)
-
-
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)

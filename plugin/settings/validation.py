@@ -1,34 +1,42 @@
 """Validation of settings: every problem at once, not just the first. Each bad value becomes a
 :class:`SettingProblem` (secrets shown as "***") and its default stands in so that checking goes
-on; :class:`SettingsError` then carries them all."""
+on; :class:`SettingsError` then carries them all. Validation yields the fields of
+:class:`plugin.settings.loading.Settings`; it imports only the schema, not the loader."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from plugin.core.durations import DURATION_HELP, format_duration, parse_duration
 from plugin.core.errors import SettingProblem, SettingsError
 from plugin.core.options import MANAGER_KEYS, ManagerOptions, resolve_options
-from plugin.settings.loading import (
-    _KNOWN_KEYS,
-    _SECRET_KEYS,
+from plugin.settings.schema import (
     DEFAULT_ENV,
     KIB,
+    KNOWN_KEYS,
     MIB,
+    PRODUCTION,
     REDACTED,
+    SECRET_KEYS,
+    TABLES,
     BridgeSettings,
     MetaSettings,
+    Provider,
     Secret,
     ServerSettings,
-    Settings,
     TwilioSettings,
     WahaSettings,
+    looks_secret,
+    suggest,
+    table_keys,
 )
+
+__all__ = ["validate"]
 
 # The logger of plugin.settings.loading, as before the split: hosts and tests filter on that name.
 log = logging.getLogger("plugin.settings.loading")
@@ -40,23 +48,53 @@ _MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
-def _validate(data: dict[str, Any], env: object) -> Settings:
+def validate(data: dict[str, Any], env: object, *, own: bool = False) -> dict[str, Any]:
+    """The fields of a Settings from ``data`` (lower-case keys, sub-tables as dicts), or
+    SettingsError with every problem. ``own``: ``data`` comes from the plugin's own settings file
+    and ``WHATSAPP_*`` variables, where production refuses unknown keys; a host's object may
+    carry keys of its own, which are only warned about."""
     problems: list[SettingProblem] = []
     if not isinstance(env, str) or not _ENV_NAME.match(env.strip().lower()):
         problems.append(SettingProblem("env", env, "an environment name like development"))
         env = DEFAULT_ENV
     env = env.strip().lower()
-    unknown = sorted(set(data) - _KNOWN_KEYS)
-    if unknown:
-        log.warning("unknown settings ignored: %s", ", ".join(map(_with_hint, unknown)))
-
+    _check_unknown(data, problems, refuse=own and env == PRODUCTION)
     manager: ManagerOptions | None = None
     try:
         manager = resolve_options({k: data[k] for k in MANAGER_KEYS if k in data})
     except SettingsError as exc:
         problems.extend(exc.problems)
-
     top = _Reader("", data, problems)
+    result: dict[str, Any] = {"env": env, "manager": manager or resolve_options(),
+                              **_tables(top, problems)}
+    store = str(data.get("store", "memory")).strip().lower()
+    if store not in ("memory", "redis"):
+        problems.append(SettingProblem("store", data.get("store"), '"memory" or "redis"'))
+        store = "memory"
+    prefix = top.text("redis_prefix", "wa-sessions", required=True) or "wa-sessions"
+    if re.search(r"\s", prefix):
+        problems.append(SettingProblem("redis_prefix", prefix, "a string without spaces"))
+    result.update(
+        plugins=top.module_paths("plugins"),
+        store="redis" if store == "redis" else "memory",
+        state_file=top.text("state_file"),
+        snapshot_interval=top.duration("snapshot_interval", 300.0, 1.0, 86400.0),
+        redis_url=top.url("redis_url", "redis://127.0.0.1:6379/0",
+                          schemes=("redis", "rediss", "unix")) or "",
+        redis_prefix=prefix,
+        event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
+        hook_timeout=top.duration("hook_timeout", 10.0, 0.001, 3600.0),
+        shutdown_timeout=top.duration("shutdown_timeout", 10.0, 0.0, 3600.0),
+    )
+    if env == PRODUCTION:
+        problems.extend(_production_problems(result))
+    if problems:
+        raise SettingsError([_hide_secret(p) for p in problems])
+    return result
+
+
+def _tables(top: _Reader, problems: list[SettingProblem]) -> dict[str, Any]:
+    """The ``server`` and provider sub-tables."""
     s = top.section("server")
     server = ServerSettings(
         host=s.text("host", "127.0.0.1", required=True) or "127.0.0.1",
@@ -89,55 +127,73 @@ def _validate(data: dict[str, Any], env: object) -> Settings:
     waha = _with_enabled(WahaSettings(hmac_key=w.text("hmac_key")), w.flag("enabled", False))
     b = top.section("bridge")
     bridge = _with_enabled(BridgeSettings(secret=b.text("secret")), b.flag("enabled", False))
-
-    store = str(data.get("store", "memory")).strip().lower()
-    if store not in ("memory", "redis"):
-        problems.append(SettingProblem("store", data.get("store"), '"memory" or "redis"'))
-        store = "memory"
-    redis_url = top.url("redis_url", "redis://127.0.0.1:6379/0",
-                        schemes=("redis", "rediss", "unix")) or ""
-    prefix = top.text("redis_prefix", "wa-sessions", required=True) or "wa-sessions"
-    if re.search(r"\s", prefix):
-        problems.append(SettingProblem("redis_prefix", prefix, "a string without spaces"))
-    settings = Settings(
-        env=env,
-        manager=manager or resolve_options(),
-        server=server, meta=meta, twilio=twilio, waha=waha, bridge=bridge,
-        plugins=top.module_paths("plugins"),
-        store="redis" if store == "redis" else "memory",
-        state_file=top.text("state_file"),
-        snapshot_interval=top.duration("snapshot_interval", 300.0, 1.0, 86400.0),
-        redis_url=redis_url,
-        redis_prefix=prefix,
-        event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
-        hook_timeout=top.duration("hook_timeout", 10.0, 0.001, 3600.0),
-        shutdown_timeout=top.duration("shutdown_timeout", 10.0, 0.0, 3600.0),
-    )
-    if settings.production:
-        problems.extend(_production_problems(settings))
-    if problems:
-        raise SettingsError([_hide_secret(p) for p in problems])
-    return settings
+    return {"server": server, "meta": meta, "twilio": twilio, "waha": waha, "bridge": bridge}
 
 
-def _production_problems(settings: Settings) -> list[SettingProblem]:
+_UNKNOWN_REFUSED = ("a setting this plugin knows (production refuses unknown keys in its own "
+                    "settings file and WHATSAPP_* variables)")
+
+
+def _check_unknown(data: Mapping[str, Any], problems: list[SettingProblem], *,
+                   refuse: bool) -> None:
+    """Unknown keys, top-level and in sub-tables, each with a "did you mean" on its own line:
+    problems when ``refuse``, else warnings."""
+    found: list[tuple[str, object, str | None]] = [
+        (key, data[key], _top_level_hint(key)) for key in sorted(set(data) - KNOWN_KEYS)]
+    for table in TABLES:
+        value = data.get(table)
+        if isinstance(value, Mapping):
+            known = table_keys(table)
+            found += [(f"{table}.{key}", value[key], _table_hint(table, key, known))
+                      for key in sorted(set(value) - known)]
+    for key, value, hint in found:
+        line = f"\n    did you mean {hint}?" if hint else ""
+        if refuse:
+            problems.append(SettingProblem(key, _shown(key, value), _UNKNOWN_REFUSED + line))
+        else:
+            log.warning("unknown setting ignored: %s%s", key, line)
+
+
+def _shown(key: str, value: object) -> object:
+    """An unknown key's value as an error may print it: never a possible secret."""
+    if isinstance(value, Mapping):
+        return {str(k): REDACTED for k in value}
+    return REDACTED if looks_secret(key) else value
+
+
+def _top_level_hint(key: str) -> str | None:
+    """``verify_token`` -> ``meta.verify_token (WHATSAPP_META__VERIFY_TOKEN)`` (hosts often set
+    WHATSAPP_TOKEN-like variables of their own; a misplaced key of ours deserves a hint);
+    ``max_histroy_size`` -> ``max_history_size``."""
+    tables = [name for name in TABLES if key in table_keys(name)]
+    if tables:
+        return " or ".join(f"{t}.{key} (WHATSAPP_{t.upper()}__{key.upper()})" for t in tables)
+    return suggest(key, KNOWN_KEYS - {"env"})
+
+
+def _table_hint(table: str, key: str, known: frozenset[str]) -> str | None:
+    close = suggest(key, known)
+    return f"{table}.{close}" if close else None
+
+
+def _production_problems(settings: Mapping[str, Any]) -> list[SettingProblem]:
     need = "required in production; set it from the environment"
     out: list[SettingProblem] = []
-    if settings.server.admin_token is None:
+    if settings["server"].admin_token is None:
         out.append(SettingProblem("server.admin_token", None,
                                   f"a token ({need}: WHATSAPP_SERVER__ADMIN_TOKEN)"))
-    if settings.meta.enabled and not settings.meta.signed:
+    if settings["meta"].enabled and not settings["meta"].signed:
         out.append(SettingProblem(
             "meta.app_secret", None,
             f"a secret while [meta] is enabled ({need}: WHATSAPP_META__APP_SECRET; a BSP that "
             "does not sign may use meta.shared_secret_header + meta.shared_secret instead)"))
-    if settings.meta.enabled and settings.meta.verify_token is None:
+    if settings["meta"].enabled and settings["meta"].verify_token is None:
         out.append(SettingProblem("meta.verify_token", None,
                                   f"a token while [meta] is enabled ({need}: "
                                   "WHATSAPP_META__VERIFY_TOKEN)"))
     for name, key in (("twilio", "auth_token"), ("twilio", "public_url"),
                       ("waha", "hmac_key"), ("bridge", "secret")):
-        provider = settings.provider(name)
+        provider: Provider = settings[name]
         if provider.enabled and getattr(provider, key) is None:
             variable = f"WHATSAPP_{name.upper()}__{key.upper()}"
             out.append(SettingProblem(f"{name}.{key}", None,
@@ -171,8 +227,6 @@ class _Reader:
         if not isinstance(value, Mapping):
             self.fail(key, "a table of settings")
             value = {}
-        for extra in sorted(set(value) - {f.name for f in fields(_TABLES[key])}):
-            log.warning("unknown setting ignored: %s.%s", key, extra)
         return _Reader(self.key(key), value, self.problems)
 
     def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
@@ -285,22 +339,7 @@ class _Reader:
         return tuple(paths)
 
 
-_TABLES: dict[str, type] = {"server": ServerSettings, "meta": MetaSettings,
-                            "twilio": TwilioSettings, "waha": WahaSettings,
-                            "bridge": BridgeSettings}
-
-
-def _with_hint(key: str) -> str:
-    """``verify_token`` -> a pointer to ``meta.verify_token`` (hosts often set WHATSAPP_TOKEN-like
-    variables of their own; a misplaced key of ours deserves a hint)."""
-    tables = [name for name, table in _TABLES.items() if key in {f.name for f in fields(table)}]
-    if not tables:
-        return key
-    where = " or ".join(f"{t}.{key} (WHATSAPP_{t.upper()}__{key.upper()})" for t in tables)
-    return f"{key} (did you mean {where}?)"
-
-
 def _hide_secret(problem: SettingProblem) -> SettingProblem:
-    if problem.key in _SECRET_KEYS and problem.value not in (None, ""):
+    if problem.key in SECRET_KEYS and problem.value not in (None, ""):
         return SettingProblem(problem.key, REDACTED, problem.accepted)
     return problem
