@@ -30,8 +30,13 @@ class SettingsError(ValueError):
 
 
 class StoreUnavailable(RuntimeError):
-    """The shared store (Redis) cannot be reached: at start-up a clear error, while serving an
-    answer the provider retries (503)."""
+    """The shared store (Redis) cannot be reached or refused the work (out of memory, a
+    read-only replica, busy): at start-up a clear error, while serving an answer the provider
+    retries (503 with ``Retry-After: retry_after`` seconds)."""
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class ServeError(RuntimeError):

@@ -105,6 +105,12 @@ class RuntimeCollector(Collector):
             f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
             value=stats["evicted_total"],
         )
+        lost = runtime.manager.fault_counters()["data_lost"]
+        yield CounterMetricFamily(
+            f"{PREFIX}_store_data_lost",
+            "Times the store found its data gone (Redis restarted without persistence)",
+            value=lost,
+        )
         yield CounterMetricFamily(
             f"{PREFIX}_events_lost", "Hook events never delivered: still queued at shutdown "
             "past shutdown_timeout",

@@ -48,6 +48,10 @@ class Store(Protocol):
     def memory_bound_bytes(self) -> int:
         """An upper bound of what this process holds for the store."""
 
+    def fault_counters(self) -> dict[str, int]:
+        """Store faults this process saw, for the metrics: ``data_lost`` (times the backend
+        was found to have lost its data)."""
+
     async def start(self) -> None:
         """Connect (StoreUnavailable when the backend does not answer)."""
 

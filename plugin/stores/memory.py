@@ -87,6 +87,10 @@ class MemoryStore:
     def redact(self, recipient: str | None) -> str | None:
         return self.manager.redact(recipient)
 
+    def fault_counters(self) -> dict[str, int]:
+        """No backend to lose: the state is this process's own."""
+        return {"data_lost": 0}
+
     def memory_bound_bytes(self) -> int:
         return self.manager.memory_bound_bytes()
 

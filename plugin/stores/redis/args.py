@@ -3,10 +3,14 @@
 Periods and session ids are computed here, in the configured time zone (the scripts never do
 calendar arithmetic); floats travel as ``repr()`` strings; recipients travel as the events show
 them (a keyed hash when redacted), so Redis never holds a phone number unless redaction is off.
+Message ids too: with ``redact_recipients``, the number of a WhatsApp jid inside an id
+(``true_16505551234@c.us_3EB0…``) is replaced by the same keyed hash before the id names a key
+or fills a sorted set (:meth:`ScriptArgs.stored_id`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from plugin.core.model import Receipt
@@ -20,6 +24,10 @@ from plugin.core.records import (
 )
 
 __all__ = ["ScriptArgs", "valid_id"]
+
+#: The number of a WhatsApp jid inside an id (``true_16505551234@c.us_3EB0…``, a participant
+#: ``16505551234:12@s.whatsapp.net``): a run of digits right before ``@`` or ``:device@``.
+_JID_NUMBER = re.compile(r"\d{5,}(?=(?::\d+)?@)")
 
 #: An id every store accepts (the core's rule).
 valid_id = valid_message_id
@@ -53,6 +61,14 @@ class ScriptArgs:
         """The recipient as events show it (what the manager decodes from its packed record)."""
         return self._codec.event_text(recipient) or ""
 
+    def stored_id(self, message_id: str) -> str:
+        """The id as Redis keeps it: with redaction, a jid's number becomes its keyed hash (the
+        same for every replica sharing the key, so lookups still match)."""
+        if not self.options.redact_recipients or "@" not in message_id:
+            return message_id
+        hashed = self._codec.keyed_hash
+        return _JID_NUMBER.sub(lambda m: f"~{hashed(m.group()):010x}", message_id)
+
     # -- arguments ------------------------------------------------------------------------------
 
     def _period_of(self, moment: float) -> Period:
@@ -77,23 +93,26 @@ class ScriptArgs:
 
     def track(self, message_id: str, recipient: str | None, moment: float, now: float,
               budget: int) -> list[Any]:
-        return [*self.header(now, budget), message_id, *self.place(moment),
+        return [*self.header(now, budget), self.stored_id(message_id), *self.place(moment),
                 self.recipient_field(recipient)]
 
-    def receipt(self, receipt: Receipt, now: float, budget: int) -> list[Any]:
+    def receipts_header(self, now: float, budget: int, count: int) -> list[Any]:
+        """ARGV[1..6] of a RECEIPT batch of ``count`` receipts."""
+        return [*self.header(now, budget), 1 if self.options.track_unknown_receipts else 0,
+                count]
+
+    def receipt(self, receipt: Receipt, now: float) -> list[Any]:
+        """The RECEIPT_FIELDS arguments of one receipt in a batch."""
         ts = receipt.timestamp
         effective = now if ts is None else min(float(ts), now)
-        valid = valid_id(receipt.message_id)
+        message_id = receipt.message_id
         code = receipt.error.code if receipt.error is not None and receipt.error.code else ""
         return [
-            *self.header(now, budget),
-            receipt.message_id if valid else "",
+            self.stored_id(message_id) if valid_id(message_id) else "",
             int(receipt.status),
             "" if ts is None else repr(float(ts)),
             repr(effective),
             *self.place(effective),
             self.recipient_field(receipt.recipient),
             str(code)[:MAX_ERROR_CODE_LENGTH],
-            1 if self.options.track_unknown_receipts else 0,
-            1 if valid else 0,
         ]

@@ -1,6 +1,10 @@
 """A lease in Redis: one holder at a time, for a bounded time. ``SET key token NX PX ttl`` takes
 it; renewing and releasing check the token in one script, so a replica whose lease already
-expired can never release (or extend) the lease another replica holds now."""
+expired can never release (or extend) the lease another replica holds now.
+
+The three scripts declare ``allow-oom``: the lease guards cleanup, the work that makes room when
+Redis is over ``maxmemory``, so it must still be taken then.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ import redis.asyncio as aioredis
 
 __all__ = ["Lease"]
 
-_RELEASE = """
+_ACQUIRE = """#!lua flags=allow-oom
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+"""
+
+_RELEASE = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
-_RENEW = """
+_RENEW = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
@@ -28,13 +36,14 @@ class Lease:
         self.key = key
         self.ttl_ms = max(1, round(ttl * 1000))
         self._client = client
+        self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
 
     async def acquire(self) -> str | None:
         """A token when the lease was free (now ours), else None."""
         token = secrets.token_hex(16)
-        taken = await self._client.set(self.key, token, nx=True, px=self.ttl_ms)
+        taken = await self._acquire(keys=[self.key], args=[token, self.ttl_ms])
         return token if taken else None
 
     async def renew(self, token: str) -> bool:

@@ -11,9 +11,10 @@ Key layout (``B`` = ``{redis_prefix}``, a hash tag, so a cluster keeps every key
 and how each structure is bounded:
 
 * ``B:m:<id>`` hash (session id, status, sent_at, recipient as events show it): one per tracked
-  message, at most ``max_tracked_messages`` (over the cap the oldest is evicted in the same
-  script). TTL ``sent_at + 2 * window``: the window, plus one window of grace for the expiry
-  index to count it before Redis drops it.
+  message (with ``redact_recipients``, a jid's number inside ``<id>`` is its keyed hash), at
+  most ``max_tracked_messages`` (over the cap the oldest is evicted in the same script). TTL
+  ``sent_at + 2 * window``: the window, plus one window of grace for the expiry index to count
+  it before Redis drops it.
 * ``B:o:<sid>`` sorted set: the session's record ids by send time (score ``offset * 2**32 + seq``:
   send order within a second), the index that makes expiry *counted* (pending → expired, a
   ``message expired`` event) and eviction oldest-first. Same TTL as its session.
@@ -21,13 +22,15 @@ and how each structure is bounded:
   (``o:…``) and error tallies (``x:<code>``, at most 32 codes + ``other``). TTL
   ``end + 2 * window``. ``B:sessions`` (by start) and ``B:due`` (by completion time) sorted
   sets list the active sessions: at most ``max_active_sessions()`` plus those due.
-* ``B:tombs`` sorted set: released ids by release time, dropped after one window, at most
-  ``max_tracked_messages`` (oldest first), the key itself expiring two windows after the last
-  release.
+* ``B:tombs`` sorted set: digests of released ids (16 hex digits) by release time, dropped
+  after one window, at most ``max_tracked_messages`` (oldest first), the key itself expiring
+  two windows after the last release.
 * ``B:history`` list of summary JSON, newest first, ``LTRIM``-ed to ``max_history_size``.
 * ``B:meta`` hash: record count, receipt outcomes since start, peaks, eviction total, last
   cleanup. ``B:redaction-key``: the shared key of recipient hashes when ``redaction_key`` is
-  not set (so every replica hashes a number alike). ``B:lease``: the cleanup lease.
+  not set (so every replica hashes a number alike; production sets ``redaction_key``).
+  ``B:lease``: the cleanup lease. ``B:format``: the layout version, also the data-loss marker
+  (:mod:`plugin.stores.redis.layout`).
 
 Expiry runs in three places: a few records per script (lazily, so counts advance without a
 timer), in batches by ``cleanup()``, and by the TTLs as a safety net (an index entry whose record
@@ -45,16 +48,10 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from plugin.core.emitter import EventEmitter, EventSink
 from plugin.core.errors import StoreUnavailable
@@ -71,6 +68,8 @@ from plugin.core.options import ManagerOptions, resolve_options
 from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 from plugin.stores.redis import scripts as redis_scripts
 from plugin.stores.redis.args import ScriptArgs, valid_id
+from plugin.stores.redis.connection import open_client, redact_url, unavailable
+from plugin.stores.redis.layout import check_layout
 from plugin.stores.redis.lease import Lease
 from plugin.stores.redis.views import (
     PROCESS_BOUND_BYTES,
@@ -86,20 +85,15 @@ log = logging.getLogger("plugin.stores.redis.store")
 
 _OUTCOMES = tuple(Outcome)
 _STATUSES = tuple(Status)
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+_RF = redis_scripts.RECEIPT_FIELDS
 
 
 class RedisStore(EventEmitter):
     """Tracks sent messages and their receipts in Redis, shared by every replica.
 
     ``RedisStore(url, prefix, **options, clock=time.time)``; ``await store.connect()`` before use
-    and ``await store.close()`` after.
+    and ``await store.close()`` after. ``timeout`` bounds every Redis command (and the wait for
+    a pooled connection): past it the call raises ``StoreUnavailable``.
     """
 
     def __init__(
@@ -114,6 +108,7 @@ class RedisStore(EventEmitter):
         batch_size: int = 1000,
         lazy_budget: int = 32,
         max_connections: int = 64,
+        timeout: float = 10.0,
         **settings: Any,
     ) -> None:
         if options is not None and settings:
@@ -123,7 +118,9 @@ class RedisStore(EventEmitter):
         self.prefix = prefix
         self.lease_ttl = lease_ttl
         self.max_connections = max_connections
+        self.timeout = timeout
         self._base = "{" + prefix + "}"
+        self._keys = [self._base + suffix for suffix in redis_scripts.KEY_SUFFIXES]
         self._clock = clock
         self._window = self.options.ack_tracking_window
         self._args = ScriptArgs(self.options, self.options.redaction_key.encode()[:64])
@@ -132,6 +129,8 @@ class RedisStore(EventEmitter):
         self._redis: aioredis.Redis | None = None
         self._due = -math.inf  # when a session may next be due for completion
         self._due_retry = -math.inf
+        #: How many times a script found the layout marker gone: Redis lost its data.
+        self.data_lost = 0
         EventEmitter.__init__(self)
         if events is not None:
             self.attach_events(events)
@@ -146,12 +145,8 @@ class RedisStore(EventEmitter):
 
     # -- connection -----------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _unavailable(self) -> Iterator[None]:
-        try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"Redis unavailable at {_redact_url(self.url)}: {exc}") from exc
+    def _unavailable(self) -> contextlib.AbstractContextManager[None]:
+        return unavailable(self.url)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -160,22 +155,10 @@ class RedisStore(EventEmitter):
         return self._redis
 
     async def connect(self) -> None:
-        """Connect and check Redis answers; StoreUnavailable (naming the URL without its
-        password) when it does not."""
-        # A burst of webhooks waits for one of max_connections instead of failing; one
-        # immediate retry replaces a connection Redis closed (a restart); when Redis is down
-        # the request fails fast and the webhook answers 503.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=self.max_connections,
-            timeout=10.0,
-            decode_responses=True,
-            socket_connect_timeout=2.0,
-            socket_timeout=10.0,
-            health_check_interval=30,
-            retry=Retry(NoBackoff(), 1),
-        )
-        client = aioredis.Redis(connection_pool=pool)
+        """Connect, check Redis answers and the key layout is this version's (migrating an
+        older one); StoreUnavailable (naming the URL without its password) when not."""
+        client = open_client(self.url, max_connections=self.max_connections,
+                             timeout=self.timeout)
         try:
             with self._unavailable():
                 await client.ping()
@@ -183,9 +166,10 @@ class RedisStore(EventEmitter):
                     key_name = self._base + ":redaction-key"
                     await client.set(key_name, secrets.token_hex(16), nx=True)
                     self._args.key = str(await client.get(key_name)).encode()
+                await check_layout(client, self._base, self._args.stored_id)
         except BaseException:
             await client.aclose()
-            await pool.disconnect()
+            await client.connection_pool.disconnect()
             raise
         self._redis = client
         self._track = client.register_script(redis_scripts.TRACK)
@@ -223,11 +207,29 @@ class RedisStore(EventEmitter):
             await self._redis.connection_pool.disconnect()
             self._redis = None
 
+    async def _call(self, script: Any, args: list[Any]) -> list[Any]:
+        """Run one of the store's scripts; a reply whose first field says the layout marker was
+        gone is logged and counted (Redis lost its data)."""
+        with self._unavailable():
+            reply: list[Any] = await script(keys=self._keys, args=args)
+        if reply[0] == 1:
+            self.data_lost += 1
+            log.error(
+                "Redis at %s lost its data (the marker %s:format was gone; restarted without "
+                "persistence?): records, counters and sessions written before are gone; "
+                "marker written again", redact_url(self.url), self._base,
+            )
+        return reply
+
     # -- events and recipients ------------------------------------------------------------------
 
     def redact(self, recipient: str | None) -> str | None:
         """The keyed hash that logs, summaries and events carry instead of a phone number."""
         return self._args.redact(recipient)
+
+    def fault_counters(self) -> dict[str, int]:
+        """Store faults seen by this process, for the metrics: ``data_lost``."""
+        return {"data_lost": self.data_lost}
 
     # -- replies --------------------------------------------------------------------------------
 
@@ -248,10 +250,8 @@ class RedisStore(EventEmitter):
                 reason=reason,
             ))
 
-    def _receipt_done(self, receipt: Receipt, reply: Sequence[Any], now: float) -> Outcome:
-        code, due, session_id, old, new, _sent_at, recipient = reply[:7]
-        self._note_due(due)
-        self._announce_released(reply[7:])
+    def _receipt_done(self, receipt: Receipt, fields: Sequence[Any], now: float) -> Outcome:
+        code, session_id, old, new, _sent_at, recipient = fields
         outcome = _OUTCOMES[int(code)]
         if self._on_status is not None and outcome in (Outcome.APPLIED, Outcome.ADOPTED):
             self._on_status(StatusChange(
@@ -283,43 +283,41 @@ class RedisStore(EventEmitter):
         await self._run_due(now)
         moment = now if sent_at is None else min(float(sent_at), now)
         args = self._args.track(message_id, recipient, moment, now, self._budget)
-        with self._unavailable():
-            reply = await self._track(keys=[self._base], args=args)
+        reply = await self._call(self._track, args)
         self._note_due(reply[1])
-        self._announce_released(reply[2:])
-        return bool(int(reply[0]))
+        self._announce_released(reply[3:])
+        return bool(int(reply[2]))
 
     async def apply_receipt(self, receipt: Receipt) -> Outcome:
         """Apply one receipt atomically; return its one outcome."""
-        now = self._clock()
-        await self._run_due(now)
-        with self._unavailable():
-            args = self._args.receipt(receipt, now, self._budget)
-            reply = await self._receipt(keys=[self._base], args=args)
-        return self._receipt_done(receipt, reply, now)
+        return (await self.apply_receipts([receipt]))[0]
 
     async def apply_receipts(self, receipts: Sequence[Receipt]) -> list[Outcome]:
-        """Apply a batch in one round trip (pipelined); each receipt is still atomic."""
+        """Apply a batch in one script call per ``batch_size`` receipts: each receipt gets the
+        outcome it would get alone. A call Redis refuses (NOSCRIPT is retried once the script
+        is loaded: a refused call ran nothing) raises ``StoreUnavailable``."""
         if not receipts:
             return []
         now = self._clock()
         await self._run_due(now)
-        with self._unavailable():
-            try:
-                replies = await self._pipelined(receipts, now)
-            except NoScriptError:  # Redis forgot the script between its check and the batch
-                replies = await self._pipelined(receipts, now)
-        return [
-            self._receipt_done(receipt, reply, now)
-            for receipt, reply in zip(receipts, replies, strict=True)
-        ]
+        outcomes: list[Outcome] = []
+        for start in range(0, len(receipts), self._batch):
+            outcomes += await self._apply_batch(receipts[start : start + self._batch], now)
+        return outcomes
 
-    async def _pipelined(self, receipts: Sequence[Receipt], now: float) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for receipt in receipts:
-                args = self._args.receipt(receipt, now, self._budget)
-                await self._receipt(keys=[self._base], args=args, client=pipe)
-            return list(await pipe.execute())
+    async def _apply_batch(self, receipts: Sequence[Receipt], now: float) -> list[Outcome]:
+        args = self._args.receipts_header(now, self._budget, len(receipts))
+        receipt_args = self._args.receipt
+        for receipt in receipts:
+            args += receipt_args(receipt, now)
+        reply = await self._call(self._receipt, args)
+        self._note_due(reply[1])
+        end = 2 + 6 * len(receipts)
+        self._announce_released(reply[end:])
+        done = self._receipt_done
+        return [
+            done(receipt, reply[2 + 6 * i : 8 + 6 * i], now) for i, receipt in enumerate(receipts)
+        ]
 
     async def cleanup(self, now: float | None = None) -> CleanupReport | None:
         """Complete due sessions, release expired records and tombstones, trim history. None
@@ -330,10 +328,9 @@ class RedisStore(EventEmitter):
             return None
         try:
             # Windows that ended before a completion first, so they count as expired by window.
-            expired, dropped = await self._expire_all(now, token)
+            expired, dropped = await self._expire_all(now, token, mark_cleanup=True)
             completed, trimmed, at_completion = await self._complete_due(now, token)
             with self._unavailable():
-                await self.redis.hset(self._base + ":meta", "last_cleanup", repr(now))
                 remaining = await self.redis.llen(self._base + ":history")
         finally:
             await self._release_lease(token)
@@ -406,12 +403,11 @@ class RedisStore(EventEmitter):
             cleared = 0
             while True:
                 args = [*self._args.header(now, self._batch), session_id, opts.history_limit]
-                with self._unavailable():
-                    reply = await self._complete(keys=[self._base], args=args)
-                state, released, trim, summary_json = reply[:4]
+                reply = await self._call(self._complete, args)
+                state, released, trim, summary_json = reply[1:5]
                 cleared += int(released)
-                expired += (len(reply) - 4) // 6
-                self._announce_released(reply[4:])
+                expired += (len(reply) - 5) // 6
+                self._announce_released(reply[5:])
                 if state != "more" or not await self._renew_lease(token):
                     break
             if state == "done":
@@ -431,19 +427,20 @@ class RedisStore(EventEmitter):
         if self._events is not None:
             self._events.session_completed(summary)
 
-    async def _expire_all(self, now: float, token: str) -> tuple[int, int]:
+    async def _expire_all(
+        self, now: float, token: str, *, mark_cleanup: bool = False
+    ) -> tuple[int, int]:
         """Release every record whose window is over: (pending ones that expired, tombstones
         dropped)."""
         expired = dropped = 0
+        mark = 1 if mark_cleanup else 0
         while True:
-            with self._unavailable():
-                reply = await self._expire(
-                    keys=[self._base], args=self._args.header(now, self._batch)
-                )
-            expired += (len(reply) - 2) // 6
-            dropped += int(reply[1])
-            self._announce_released(reply[2:])
-            if int(reply[0]) < self._batch or not await self._renew_lease(token):
+            reply = await self._call(self._expire, [*self._args.header(now, self._batch), mark])
+            mark = 0
+            expired += (len(reply) - 3) // 6
+            dropped += int(reply[2])
+            self._announce_released(reply[3:])
+            if int(reply[1]) < self._batch or not await self._renew_lease(token):
                 return expired, dropped
 
     # -- views ----------------------------------------------------------------------------------
@@ -451,7 +448,7 @@ class RedisStore(EventEmitter):
     async def _read_views(self) -> dict[str, Any]:
         await self._settle(self._clock())
         with self._unavailable():
-            return parse_views(await self._views(keys=[self._base], args=[]))
+            return parse_views(await self._views(keys=self._keys, args=[]))
 
     async def get_all_stats(self) -> dict[str, Any]:
         return all_stats(await self._read_views(), self.options)

@@ -45,6 +45,7 @@ def parse_views(raw: str) -> dict[str, Any]:
         "meta": _pairs(_list(data.get("meta"))),
         "history": [json.loads(item) for item in reversed(_list(data.get("history")))],
         "tombstones": int(data.get("tombstones", 0)),
+        "format": int(data["format"]) if data.get("format") else None,
     }
 
 
@@ -127,6 +128,7 @@ def debug_info(
                 opts, max_sessions, len(prefix) + 2
             ),
             "lost_records": int(meta.get("lost", 0)),
+
         }
     }
 
@@ -136,6 +138,7 @@ def debug_info(
 _KEY_OVERHEAD = 96
 _RECORD_FIELDS = 96  # listpack of s, st, t, r
 _ZSET_MEMBER = 96  # skiplist node + dict entry, besides the member string
+_TOMB_BYTES = 16  # a tombstone's digest
 _SESSION_BYTES = 4096 + MAX_ERROR_CODES * (MAX_ERROR_CODE_LENGTH + 32)
 _SUMMARY_BYTES = 2048 + MAX_ERROR_CODES * (MAX_ERROR_CODE_LENGTH + 32)
 
@@ -146,7 +149,7 @@ def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_le
     id_bytes = MAX_MESSAGE_ID_LENGTH + 16
     record = _KEY_OVERHEAD + base_length + 3 + id_bytes + _RECORD_FIELDS + 32
     index = _ZSET_MEMBER + id_bytes
-    tombstones = cap * (_ZSET_MEMBER + id_bytes)
+    tombstones = cap * (_ZSET_MEMBER + _TOMB_BYTES)
     sessions = (max_sessions + 1) * _SESSION_BYTES
     history = options.history_limit * _SUMMARY_BYTES
     return cap * (record + index) + tombstones + sessions + history
