@@ -2,6 +2,11 @@
 
 127.0.0.1:6379 unless ``WA_TEST_REDIS_URL`` says otherwise. Unreachable: the test fails under
 ``CI=true`` and is skipped with the reason elsewhere.
+
+Every prefix comes from :func:`new_prefix`, which remembers it. Its keys are deleted when the
+test is over, after every fixture's teardown (conftest's ``pytest_runtest_teardown``): an app
+torn down after the ``redis_prefix`` fixture still runs a final cleanup that writes ``B:meta``.
+At the end of the run, :func:`leftover_keys` must find no key under any prefix of this run.
 """
 
 from __future__ import annotations
@@ -16,9 +21,21 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-__all__ = ["RedisProxy", "delete_prefix", "redis_prefix", "redis_url", "require_redis"]
+__all__ = [
+    "RedisProxy",
+    "delete_pending",
+    "delete_prefix",
+    "leftover_keys",
+    "new_prefix",
+    "redis_prefix",
+    "redis_url",
+    "require_redis",
+]
 
 _checked: dict[str, str | None] = {}
+#: Every (url, prefix) handed out in this run, and those whose test has not ended yet.
+_issued: list[tuple[str, str]] = []
+_pending: list[tuple[str, str]] = []
 
 
 def _url() -> str:
@@ -45,14 +62,46 @@ def require_redis() -> str:
     return url
 
 
+def new_prefix(url: str) -> str:
+    """A key prefix unique to this run; a store may also use ``{prefix}-N`` under it."""
+    prefix = f"wa-test-{uuid.uuid4().hex[:12]}"
+    _issued.append((url, prefix))
+    _pending.append((url, prefix))
+    return prefix
+
+
+def _keys(client: redis.Redis, prefix: str) -> list[bytes]:
+    # "{prefix*": the store's own "{prefix}:…" keys and those of "{prefix-N}" sub-prefixes.
+    return list(client.scan_iter(match="{" + prefix + "*", count=1000))
+
+
 def delete_prefix(url: str, prefix: str) -> None:
     client = redis.Redis.from_url(url)
     try:
-        keys = list(client.scan_iter(match="{" + prefix + "}*", count=1000))
+        keys = _keys(client, prefix)
         for start in range(0, len(keys), 500):
             client.delete(*keys[start : start + 500])
     finally:
         client.close()
+
+
+def delete_pending() -> None:
+    """Delete the keys of the prefixes of the test that just ended (all its fixtures gone)."""
+    while _pending:
+        url, prefix = _pending.pop()
+        delete_prefix(url, prefix)
+
+
+def leftover_keys() -> list[str]:
+    """Keys still under a prefix this run handed out (there should be none)."""
+    left: list[str] = []
+    for url, prefix in _issued:
+        client = redis.Redis.from_url(url)
+        try:
+            left += [key.decode() for key in _keys(client, prefix)]
+        finally:
+            client.close()
+    return left
 
 
 @pytest.fixture
@@ -63,7 +112,7 @@ def redis_url() -> str:
 @pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test alone; its keys are deleted afterwards."""
-    prefix = f"wa-test-{uuid.uuid4().hex[:12]}"
+    prefix = new_prefix(redis_url)
     yield prefix
     delete_prefix(redis_url, prefix)
 

@@ -9,7 +9,6 @@ key prefix of its own. Time is the injected clock.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ from plugin.core.model import (
 )
 from plugin.stores.redis.store import RedisStore
 from tests.clock import Clock, at
-from tests.redis_support import delete_prefix, require_redis
+from tests.redis_support import delete_prefix, new_prefix, require_redis
 from tests.test_manager import Events
 
 HOUR = 3600.0
@@ -89,7 +88,7 @@ async def make_store(request: pytest.FixtureRequest, clock: Clock,
                      events: Events) -> AsyncIterator[Factory]:
     kind = request.param
     url = require_redis() if kind == "redis" else ""
-    prefix = f"wa-test-{uuid.uuid4().hex[:12]}"
+    prefix = new_prefix(url) if kind == "redis" else ""
     made: list[Any] = []
 
     async def factory(**options: Any) -> Any:

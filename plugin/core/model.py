@@ -26,7 +26,12 @@ __all__ = [
 
 
 class Status(IntEnum):
-    """The delivery ladder. QUEUED < SENT < DELIVERED < READ < PLAYED; FAILED stands apart."""
+    """The delivery ladder. QUEUED < SENT < DELIVERED < READ < PLAYED; FAILED stands apart.
+
+    An int (the hot path and the packed records compare and store it as one) that prints as its
+    name: ``str(Status.DELIVERED) == f"{Status.DELIVERED}" == "delivered"``; a numeric format
+    (``f"{status:d}"``) and ``int(status)`` still give the number.
+    """
 
     QUEUED = 0
     SENT = 1
@@ -38,6 +43,17 @@ class Status(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in _NUMERIC_FORMATS:
+            return int.__format__(self, spec)
+        return format(self.name.lower(), spec)
+
+
+_NUMERIC_FORMATS = frozenset("bcdoxXneEfFgG%")
 
 
 class Outcome(StrEnum):

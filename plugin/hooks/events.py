@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from plugin.core.durations import format_duration
 from plugin.core.model import CleanupReport, MessageExpired, SessionSummary, StatusChange
 
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ def _report(name: str, impl: pluggy.HookImpl) -> None:
 
 
 def _report_timeout(name: str, impl: pluggy.HookImpl, timeout: float | None) -> None:
-    log.error("hook %s of plugin %r did not finish within hook_timeout (%gs): cancelled",
-              name, impl.plugin_name, timeout)
+    log.error("hook %s of plugin %r did not finish within hook_timeout (%s): cancelled",
+              name, impl.plugin_name, "none" if timeout is None else format_duration(timeout))
 
 
 async def _bounded(awaitable: Any, timeout: float | None) -> None:
@@ -325,6 +326,6 @@ class HookEvents:
             self._room.set()  # nobody waits for room any longer
         if lost:
             self.lost += lost
-            log.error("shutdown_timeout (%gs) passed with %d hook events undelivered: %d lost",
-                      timeout, lost, lost)
+            log.error("shutdown_timeout (%s) passed with %d hook events undelivered: %d lost",
+                      "none" if timeout is None else format_duration(timeout), lost, lost)
         self._queue.clear()

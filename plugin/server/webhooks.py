@@ -16,6 +16,7 @@ from aiohttp import StreamReader, web
 
 from adapters import bridge, meta, twilio, waha
 from adapters.base import AdapterError, ParseResult, WebhookRequest
+from plugin.core.durations import format_duration
 from plugin.server.protocol_log import quiet_protocol_errors
 from plugin.server.runtime import Runtime, WebhookCounters
 
@@ -62,7 +63,7 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
             return await _read(content, declared, limit)
     except TimeoutError:
         raise BodyTooSlow(
-            f"body not received within server.read_timeout ({timeout:g}s)") from None
+            f"body not received within server.read_timeout ({format_duration(timeout)})") from None
 
 
 async def _read(content: StreamReader, declared: int | None, limit: int) -> bytes:
