@@ -31,11 +31,17 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def send_reminder(request: web.Request) -> web.Response:
-    """``{"phone": "+57…", "patient": "Ana", "when": "martes 9:00"}`` → a template reminder."""
+    """``{"appointment_id": "A-1001", "phone": "+57…", "patient": "Ana", "when": "martes 9:00"}``
+    → a template reminder.
+
+    The appointment id is the send's idempotency key: when the scheduling system retries (after
+    a timeout, say), the patient still gets one reminder, and the retry gets the first one's
+    message id (``"replayed": true``)."""
     try:
         appointment: dict[str, Any] = await request.json()
         phone, patient, when = appointment["phone"], appointment["patient"], appointment["when"]
-    except (ValueError, KeyError, TypeError):
+        appointment_id = appointment.get("appointment_id")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise web.HTTPBadRequest(text='expected {"phone", "patient", "when"}') from None
     client = request.app[CLIENT_KEY]
     if client is None:
@@ -45,12 +51,13 @@ async def send_reminder(request: web.Request) -> web.Response:
         result = await client.send_template(
             phone, REMINDER_TEMPLATE, REMINDER_LANGUAGE,
             [{"type": "body", "parameters": parameters}],
+            idempotency_key=f"reminder:{appointment_id}" if appointment_id else None,
         )
     except SendError as exc:
         return web.json_response(
             {"error": exc.message, "code": exc.code}, status=502
         )
-    return web.json_response({"message_id": result.message_id})
+    return web.json_response({"message_id": result.message_id, "replayed": result.replayed})
 
 
 def build_app(settings: Any = None, **plugin_options: Any) -> web.Application:

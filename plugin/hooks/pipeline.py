@@ -36,12 +36,18 @@ class OutboundMessage:
 
 @dataclass(slots=True)
 class SendResult:
-    """What the provider answered: the id later receipts will carry."""
+    """What the provider answered: the id later receipts will carry.
+
+    ``replayed`` is True when an idempotent send answered from an earlier send with the same
+    key instead of calling the provider (``raw`` is then empty unless the earlier send ran in
+    this process).
+    """
 
     message_id: str
     to: str
     provider: str = "meta"
     raw: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
 
 
 class MiddlewareRegistry:

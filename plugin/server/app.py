@@ -52,6 +52,7 @@ from plugin.server.runtime import (
 from plugin.server.webhooks import WebhookRoutes
 from plugin.settings.loading import Settings, load_settings
 from plugin.stores.base import Store, as_store, build_store
+from plugin.stores.deferred import deferred_writes
 
 __all__ = [
     "CLIENT_KEY",
@@ -184,6 +185,7 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
         await runtime.events.stop()
         if runtime.client is not None:
             await runtime.client.close()
+        await deferred_writes(store).close()  # one last try; what is left is logged
         await store.close()
         log.info("WhatsApp session plugin stopped")
 

@@ -23,6 +23,7 @@ from plugin.core.failures import FAILURE_KINDS
 from plugin.core.model import COUNTER_KEYS
 from plugin.server.latency import STATUSES
 from plugin.server.runtime import Runtime
+from plugin.stores.deferred import deferred_writes
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "make_registry", "render"]
 
@@ -121,6 +122,7 @@ class RuntimeCollector(Collector):
             value=runtime.events.backlog,
         )
         yield from _insights(runtime, stats, summary)
+        yield from _send_metrics(runtime)
 
 
 def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) -> Iterator[Metric]:
@@ -150,6 +152,33 @@ def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) 
             f"{PREFIX}_redis_memory_bound_bytes", "Estimate of the most memory the store's keys "
             "can take in Redis at the caps", value=stats["redis_memory_bound_bytes"],
         )
+
+
+_DEFERRED_COUNTERS = (
+    ("deferred", "Writes of accepted sends deferred because the store was unavailable, by kind"),
+    ("recovered", "Deferred writes done once the store answered again, by kind"),
+    ("dropped", "Deferred writes given up (queue full, refused, or pending at shutdown), by kind"),
+)
+
+
+def _send_metrics(runtime: Runtime) -> Iterator[Metric]:
+    """The send path: tracking deferred while the store is away, idempotent replays."""
+    writes = deferred_writes(runtime.store)
+    for name, text in _DEFERRED_COUNTERS:
+        family = CounterMetricFamily(f"{PREFIX}_tracking_{name}", text, labels=["kind"])
+        counts = getattr(writes, name)
+        for kind in sorted({"track", "idempotency", *counts}):
+            family.add_metric([kind], counts[kind])
+        yield family
+    yield GaugeMetricFamily(
+        f"{PREFIX}_tracking_pending", "Deferred writes waiting for the store",
+        value=writes.pending,
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_sends_replayed",
+        "Idempotent sends answered from an earlier send with the same key (no provider call)",
+        value=runtime.client.replayed if runtime.client is not None else 0,
+    )
 
 
 def make_registry(runtime: Runtime) -> CollectorRegistry:

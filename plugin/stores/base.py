@@ -15,6 +15,7 @@ from plugin.core.emitter import EventSink
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import CleanupReport, Outcome, Receipt
 from plugin.core.options import ManagerOptions
+from plugin.stores.idempotency import SendLedger
 
 __all__ = ["Store", "as_store", "build_store"]
 
@@ -83,6 +84,10 @@ class Store(Protocol):
 
     async def get_debug_info(self) -> dict[str, Any]:
         """``get_debug_info()`` of DESIGN.md."""
+
+    def send_ledger(self) -> SendLedger:
+        """The ledger of idempotent sends (:mod:`plugin.stores.idempotency`): shared by every
+        client of this store, and by every replica when the store is shared."""
 
 
 def build_store(settings: Any, clock: Callable[[], float] | None = None) -> Store:

@@ -15,6 +15,7 @@ from plugin.core.emitter import EventSink
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import CleanupReport, Outcome, Receipt
 from plugin.core.options import ManagerOptions
+from plugin.stores.idempotency import MemorySendLedger
 from plugin.stores.snapshot import load_snapshot, save_snapshot, save_snapshot_async
 
 __all__ = ["MemoryStore"]
@@ -40,6 +41,7 @@ class MemoryStore:
         self.restored = restored or {}
         #: What the server saves beside the manager's state (its webhook counters).
         self.extra_state: Callable[[], dict[str, Any]] = dict
+        self._send_ledger: MemorySendLedger | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], float] = time.time) -> MemoryStore:
@@ -93,6 +95,15 @@ class MemoryStore:
 
     def memory_bound_bytes(self) -> int:
         return self.manager.memory_bound_bytes()
+
+    def send_ledger(self) -> MemorySendLedger:
+        """The ledger of idempotent sends, in this process (keyed with ``redaction_key``)."""
+        if self._send_ledger is None:
+            options = self.manager.options
+            self._send_ledger = MemorySendLedger(
+                options.ack_tracking_window, secret=options.redaction_key.encode()
+            )
+        return self._send_ledger
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 from plugin.stores.redis import scripts as redis_scripts
 from plugin.stores.redis.args import ScriptArgs, valid_id
 from plugin.stores.redis.connection import open_client, redact_url, unavailable
+from plugin.stores.redis.idempotency import RedisSendLedger
 from plugin.stores.redis.layout import check_layout
 from plugin.stores.redis.lease import Lease
 from plugin.stores.redis.views import (
@@ -129,6 +130,7 @@ class RedisStore(EventEmitter):
         self._redis: aioredis.Redis | None = None
         self._due = -math.inf  # when a session may next be due for completion
         self._due_retry = -math.inf
+        self._send_ledger: RedisSendLedger | None = None
         #: How many times a script found the layout marker gone: Redis lost its data.
         self.data_lost = 0
         EventEmitter.__init__(self)
@@ -206,6 +208,16 @@ class RedisStore(EventEmitter):
             await self._redis.aclose()
             await self._redis.connection_pool.disconnect()
             self._redis = None
+
+    def send_ledger(self) -> RedisSendLedger:
+        """The idempotency ledger of sends, shared by every replica
+        (:mod:`plugin.stores.redis.idempotency`). Keyed with ``redaction_key`` when set."""
+        if self._send_ledger is None:
+            secret = self.options.redaction_key or f"wa-sessions idempotency {self.prefix}"
+            self._send_ledger = RedisSendLedger(
+                lambda: self.redis, self._base, self._window, secret.encode()
+            )
+        return self._send_ledger
 
     async def _call(self, script: Any, args: list[Any]) -> list[Any]:
         """Run one of the store's scripts; a reply whose first field says the layout marker was
