@@ -21,6 +21,7 @@ serve: install
 lint: install
 	$(BIN)/ruff check plugin adapters tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: lint

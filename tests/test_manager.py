@@ -674,10 +674,12 @@ def test_cleanup_reports_what_it_did(clock, events):
 
 SUMMARY_KEYS = {
     "active_sessions", "historical_sessions", "tracked_messages", "sent", "delivered", "read",
-    "played", "failed", "pending", "expired", "evicted", "receipts", "failures",
+    "played", "failed", "pending", "expired", "evicted", "receipts", "failures", "latency",
 }
 RECEIPT_KEYS = {"applied", "duplicate", "stale", "late", "unknown", "adopted"}
-SESSION_KEYS = {"session_id", *COUNTER_KEYS, "receipts", "errors", "failures"}
+SESSION_KEYS = {
+    "session_id", *COUNTER_KEYS, "receipts", "errors", "failures", "tags", "latency",
+}
 MANAGER_STATS_KEYS = {
     "active_session_count", "history_size", "ack_tracking_window", "auto_expire_enabled",
     "max_history_size", "keep_history", "tracked_messages", "max_tracked_messages",

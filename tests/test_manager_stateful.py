@@ -61,14 +61,19 @@ class Recorder:
     def __init__(self) -> None:
         self.completed: list[str] = []
         self.expired = 0
+        self.evicted = 0
 
     def status_changed(self, change: StatusChange) -> None:
         assert change.outcome in (Outcome.APPLIED, Outcome.ADOPTED)
 
     def message_expired(self, expired: MessageExpired) -> None:
         assert expired.status in OPEN
-        assert expired.reason in ("window", "session")
-        self.expired += 1
+        # DESIGN.md rule 4: a pending record evicted by the cap is announced like an expiry.
+        assert expired.reason in ("window", "session", "evicted")
+        if expired.reason == "evicted":
+            self.evicted += 1
+        else:
+            self.expired += 1
 
     def session_completed(self, summary: SessionSummary) -> None:
         assert summary.session_id not in self.completed, "session_completed fired twice"

@@ -18,7 +18,7 @@ def test_the_defaults_are_those_of_the_design():
         "profile": "default", "ack_tracking_window": "1d", "session_period": "1d",
         "timezone": "UTC", "max_session_age": "2d", "keep_history": True,
         "max_history_size": 10, "cleanup_interval": "6h", "max_tracked_messages": 100_000,
-        "track_unknown_receipts": True, "redact_recipients": True,
+        "track_unknown_receipts": True, "redact_recipients": True, "max_tags_per_session": 32,
     }
     assert options.ack_tracking_window == 24 * HOUR
 

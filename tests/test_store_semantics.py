@@ -356,7 +356,7 @@ async def test_the_views_have_the_keys_of_the_design(make_store, clock):
     assert set(stats) == {"summary", "sessions", "history"}
     assert set(stats["summary"]) == {
         "active_sessions", "historical_sessions", "tracked_messages", *COUNTER_KEYS, "receipts",
-        "failures",
+        "failures", "latency",
     }
     assert set(stats["summary"]["receipts"]) == set(OUTCOME_KEYS)
     assert {"session_id", *COUNTER_KEYS, "receipts"} <= set(stats["sessions"][0])

@@ -13,6 +13,9 @@ __all__ = [
     "EVICTED",
     "EXPIRED",
     "FAILED",
+    "LATENCY_MARKS",
+    "MAKES_DELIVERED",
+    "MAKES_READ",
     "OPEN",
     "OUTCOMES",
     "O_ADOPTED",
@@ -80,3 +83,12 @@ def transition(current: int, new: int) -> tuple[int, int, tuple[tuple[int, int],
 
 #: ``TRANSITIONS[current * 6 + new]`` for every pair of statuses.
 TRANSITIONS = tuple(transition(c, n) for c in range(6) for n in range(6))
+
+#: Latency marks of each transition: 1 when it makes the message delivered for the first time,
+#: 2 when it makes it read (a read with no delivered before it does both).
+MAKES_DELIVERED, MAKES_READ = 1, 2
+LATENCY_MARKS = tuple(
+    sum(mark for counter, mark in ((DELIVERED, MAKES_DELIVERED), (READ, MAKES_READ))
+        if (counter, 1) in deltas)
+    for _, _, deltas in TRANSITIONS
+)

@@ -14,13 +14,17 @@ from typing import Any
 
 from plugin.core.emitter import EventEmitter, EventSink
 from plugin.core.ladder import EVICTED, EXPIRED, OPEN, PENDING, SENT, STATUSES
+from plugin.core.latency import LatencyTotals
 from plugin.core.model import OUTCOME_KEYS, MessageExpired, SessionSummary
 from plugin.core.options import ManagerOptions, resolve_options
 from plugin.core.periods import PeriodCalendar, completion_time
 from plugin.core.records import (
     OFFSET_MASK,
     OFFSET_SHIFT,
+    RECIPIENT_MASK,
     RECIPIENT_SHIFT,
+    STATUS_MASK,
+    TAG_SHIFT,
     RecipientCodec,
 )
 from plugin.core.session import MessageSession
@@ -69,6 +73,8 @@ class SessionBook(EventEmitter):
         self._next_expiry = math.inf  # when the earliest front record's window ends
         self._slack = min(60.0, max(1.0, self._window / 1440))
         self._last_cleanup: float | None = None
+        # The latency histograms of completed sessions, added up (for the Prometheus histogram).
+        self._latency_completed = LatencyTotals()
         EventEmitter.__init__(self)
         if events is not None:
             self.attach_events(events)
@@ -106,6 +112,9 @@ class SessionBook(EventEmitter):
             self._release(session, message_id, packed, now, "session")
         self._sessions.remove(session)
         self._newest_first = self._sessions[::-1]
+        self._latency_completed.add(
+            (session.delivered_latency, session.read_latency), session.latency_sums
+        )
         summary = session.summary(now)
         if self.options.history_limit > 0:
             if len(self._history) == self._history.maxlen:
@@ -124,22 +133,33 @@ class SessionBook(EventEmitter):
         """Drop one record; a still-pending one counts as expired and is announced."""
         del session.records[message_id]
         self._tracked -= 1
-        status = packed & 7
-        if status in OPEN:
-            counters = session.counters
-            counters[PENDING] -= 1
-            counters[EXPIRED] += 1
+        if packed & STATUS_MASK in OPEN:
             self._expired_total += 1
-            if self._on_expired is not None:
-                self._on_expired(MessageExpired(
-                    message_id=message_id,
-                    session_id=session.session_id,
-                    status=STATUSES[status],
-                    recipient=self._codec.text(packed >> RECIPIENT_SHIFT),
-                    sent_at=session.start + ((packed >> OFFSET_SHIFT) & OFFSET_MASK),
-                    reason=reason,
-                ))
+            self._drop_pending(session, message_id, packed, EXPIRED, reason)
         self._tombstones.add(message_id, now)
+
+    def _drop_pending(
+        self, session: MessageSession, message_id: str, packed: int, counter: int, reason: str
+    ) -> None:
+        """A pending record leaves: ``counter`` (expired or evicted) instead of pending, in its
+        session's funnel and its tag's, announced as ``whatsapp_message_expired``."""
+        counters = session.counters
+        counters[PENDING] -= 1
+        counters[counter] += 1
+        tag = packed >> TAG_SHIFT
+        if tag:
+            tag_counters = session.tag_counters[tag]
+            tag_counters[PENDING] -= 1
+            tag_counters[counter] += 1
+        if self._on_expired is not None:
+            self._on_expired(MessageExpired(
+                message_id=message_id,
+                session_id=session.session_id,
+                status=STATUSES[packed & STATUS_MASK],
+                recipient=self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
+                sent_at=session.start + ((packed >> OFFSET_SHIFT) & OFFSET_MASK),
+                reason=reason,
+            ))
 
     def _expire_records(self, now: float) -> int:
         """Release every record whose window is over, reading each session in send order;
@@ -200,9 +220,8 @@ class SessionBook(EventEmitter):
                         "(%d so far; pending ones count as evicted)",
                         self._cap, self._evicted_total,
                     )
-                if packed & 7 in OPEN:
-                    session.counters[PENDING] -= 1
-                    session.counters[EVICTED] += 1
+                if packed & STATUS_MASK in OPEN:
+                    self._drop_pending(session, message_id, packed, EVICTED, "evicted")
                 self._tombstones.add(message_id, self._clock())
                 return
 
@@ -227,6 +246,11 @@ class SessionBook(EventEmitter):
         counters = session.counters
         counters[SENT] += 1
         counters[PENDING] += 1
+        tag = packed >> TAG_SHIFT
+        if tag:
+            tag_counters = session.tag_counters[tag]
+            tag_counters[SENT] += 1
+            tag_counters[PENDING] += 1
 
     @staticmethod
     def _place(session: MessageSession, message_id: str, offset: int) -> None:

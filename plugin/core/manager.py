@@ -18,10 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
+from math import log as _log
 from typing import Any
 
 from plugin.core.emitter import EventEmitter, EventSink
 from plugin.core.ladder import (
+    LATENCY_MARKS,
+    MAKES_DELIVERED,
+    MAKES_READ,
     O_ADOPTED,
     O_APPLIED,
     O_LATE,
@@ -30,6 +34,7 @@ from plugin.core.ladder import (
     STATUSES,
     TRANSITIONS,
 )
+from plugin.core.latency import INVERSE_LOG_RATIO, MAX_BUCKET, LatencyTotals
 from plugin.core.lifecycle import SessionBook
 from plugin.core.memory_bound import max_active_sessions, memory_bound_bytes
 from plugin.core.model import (
@@ -43,10 +48,15 @@ from plugin.core.model import (
 from plugin.core.options import ManagerOptions, resolve_options
 from plugin.core.records import (
     MAX_MESSAGE_ID_LENGTH,
+    NO_SEND_TIME,
     OFFSET_MASK,
     OFFSET_SHIFT,
+    RECIPIENT_MASK,
     RECIPIENT_SHIFT,
+    STATUS_MASK,
+    TAG_SHIFT,
     check_message_id,
+    normalize_tag,
 )
 from plugin.core.session import MessageSession
 from plugin.core.views import all_stats, manager_stats
@@ -61,7 +71,8 @@ __all__ = [
 
 log = logging.getLogger("plugin.core.manager")
 
-_Q, _F = int(Status.QUEUED), int(Status.FAILED)
+_Q, _S, _F = int(Status.QUEUED), int(Status.SENT), int(Status.FAILED)
+_TAGGED = 1 << TAG_SHIFT
 
 
 def _seconds(value: float | timedelta) -> float:
@@ -94,10 +105,16 @@ class MessageSessionManager(SessionBook):
     # -- public API -----------------------------------------------------------------------------
 
     def track_sent(
-        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+        self,
+        message_id: str,
+        recipient: str | None = None,
+        sent_at: float | None = None,
+        *,
+        tag: str | None = None,
     ) -> bool:
-        """Start tracking a message this process sent. False if it was already tracked, or its
-        session has already completed."""
+        """Start tracking a message this process sent (``tag``: what it is, e.g. the template's
+        name, for the per-tag funnels). False if it was already tracked, or its session has
+        already completed."""
         now = self._clock()
         if now >= self._next_due:
             self._run_due(now)
@@ -118,11 +135,12 @@ class MessageSessionManager(SessionBook):
         if not message_id.isascii():
             check_message_id(message_id)
         offset = min(int(moment - session.start), OFFSET_MASK)
-        self._insert(
-            session,
-            message_id,
-            (self._codec.field(recipient) << RECIPIENT_SHIFT) | (offset << OFFSET_SHIFT),
-        )
+        packed = (self._codec.field(recipient) << RECIPIENT_SHIFT) | (offset << OFFSET_SHIFT)
+        if tag is not None:
+            name = normalize_tag(tag)
+            if name is not None:
+                packed |= session.tag_of(name, self.options.max_tags_per_session) << TAG_SHIFT
+        self._insert(session, message_id, packed)
         return True
 
     def apply_receipt(self, receipt: Receipt) -> Outcome:
@@ -145,8 +163,9 @@ class MessageSessionManager(SessionBook):
             return self._late(session)
         if timestamp is not None and timestamp <= cutoff:
             return self._late(session)
-        current = packed & 7
-        outcome, new, deltas = TRANSITIONS[current * 6 + receipt.status]
+        current = packed & STATUS_MASK
+        transition = current * 6 + receipt.status
+        outcome, new, deltas = TRANSITIONS[transition]
         self._receipts[outcome] += 1
         session.receipts[outcome] += 1
         if outcome != O_APPLIED:
@@ -155,6 +174,24 @@ class MessageSessionManager(SessionBook):
         counters = session.counters
         for index, delta in deltas:
             counters[index] += delta
+        if packed >= _TAGGED:
+            tag_counters = session.tag_counters[packed >> TAG_SHIFT]
+            for index, delta in deltas:
+                tag_counters[index] += delta
+        marks = LATENCY_MARKS[transition]
+        if marks and not packed & NO_SEND_TIME:  # inline: once per delivered or read message
+            seconds = (now if timestamp is None else timestamp) - session.start - (
+                (packed >> OFFSET_SHIFT) & OFFSET_MASK
+            )
+            bucket = 1 + int(_log(seconds) * INVERSE_LOG_RATIO) if seconds >= 1.0 else 0
+            if bucket > MAX_BUCKET:
+                bucket = MAX_BUCKET
+            if marks & MAKES_DELIVERED:
+                session.delivered_latency[bucket] += 1
+                session.latency_sums[0] += seconds if seconds > 0.0 else 0.0
+            if marks & MAKES_READ:
+                session.read_latency[bucket] += 1
+                session.latency_sums[1] += seconds if seconds > 0.0 else 0.0
         if new == _F:
             session.count_error(receipt.error.code if receipt.error is not None else None)
         if self._on_status is not None:
@@ -192,6 +229,8 @@ class MessageSessionManager(SessionBook):
         packed = (self._codec.field(receipt.recipient) << RECIPIENT_SHIFT) | (
             offset << OFFSET_SHIFT
         )
+        if receipt.status > _S:  # adopted past "sent": its send time is not known
+            packed |= NO_SEND_TIME
         self._insert(target, receipt.message_id, packed)
         _, new, deltas = TRANSITIONS[_Q * 6 + receipt.status]
         target.records[receipt.message_id] = packed | new
@@ -223,7 +262,7 @@ class MessageSessionManager(SessionBook):
             None if old is None else STATUSES[old],
             STATUSES[new],
             outcome,
-            self._codec.text(packed >> RECIPIENT_SHIFT),
+            self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
             receipt.provider,
             now if receipt.timestamp is None else receipt.timestamp,
             receipt.error,
@@ -286,9 +325,9 @@ class MessageSessionManager(SessionBook):
                 yield (
                     message_id,
                     session.session_id,
-                    STATUSES[packed & 7],
+                    STATUSES[packed & STATUS_MASK],
                     session.start + ((packed >> OFFSET_SHIFT) & OFFSET_MASK),
-                    self._codec.text(packed >> RECIPIENT_SHIFT),
+                    self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
                 )
 
     def max_active_sessions(self) -> int:
@@ -318,7 +357,19 @@ class MessageSessionManager(SessionBook):
             self.history,
             tracked_messages=self._tracked,
             receipts=self._receipts,
+            latency=(
+                [s.histograms()[0] for s in self._sessions],
+                [s.histograms()[1] for s in self._sessions],
+            ),
         )
+
+    def latency_totals(self) -> dict[str, Any]:
+        """Every latency observed since start (the Prometheus histogram's data)."""
+        totals = LatencyTotals()
+        totals.add(self._latency_completed.buckets, self._latency_completed.sums)
+        for session in self._sessions:
+            totals.add((session.delivered_latency, session.read_latency), session.latency_sums)
+        return totals.as_dict()
 
     def get_debug_info(self) -> dict[str, Any]:
         self.settle()

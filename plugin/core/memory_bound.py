@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import math
 
+from plugin.core.latency import MAX_BUCKET
 from plugin.core.options import ManagerOptions
-from plugin.core.records import MAX_ERROR_CODES, MAX_MESSAGE_ID_LENGTH, RECIPIENT_CACHE_SIZE
+from plugin.core.records import (
+    MAX_ERROR_CODES,
+    MAX_MESSAGE_ID_LENGTH,
+    MAX_TAG_LENGTH,
+    RECIPIENT_CACHE_SIZE,
+)
 
 __all__ = [
     "MAX_MESSAGE_ID_LENGTH",
@@ -45,13 +51,30 @@ _ERROR_TALLY_BYTES = _aligned(49 + 32) + _aligned(32) + 64  # code string, count
 _SUMMARY_BYTES = 4096 + MAX_ERROR_CODES * _ERROR_TALLY_BYTES
 
 
+#: A tag's name: a string of up to 64 characters of up to 4 bytes each.
+_TAG_NAME_BYTES = _aligned(74 + 4 * MAX_TAG_LENGTH)
+#: One tag in a session: its name, its index entry and its funnel (a list of 8 counters).
+_SESSION_TAG_BYTES = _TAG_NAME_BYTES + _aligned(56 + 8 * 8) + 8 * _DIGEST_BYTES + 4 * 32
+#: One tag in a summary: its name and its funnel as a dict of 8 counters.
+_SUMMARY_TAG_BYTES = _TAG_NAME_BYTES + 360 + 8 * _DIGEST_BYTES + 32
+#: The two latency histograms of a session, every bucket used.
+_HISTOGRAMS_BYTES = 2 * (_table_bytes(MAX_BUCKET + 1, 8, 24) + (MAX_BUCKET + 1) * _DIGEST_BYTES)
+_LATENCY_VIEW_BYTES = 2048
+
+
 def memory_bound_bytes(options: ManagerOptions, max_sessions: int) -> int:
     """Records, tombstones, sessions and history at their caps, each structure at its worst."""
     cap = options.max_tracked_messages
+    tags = options.max_tags_per_session + 1  # "other" too
     records = cap * (_ID_BYTES + _PACKED_BYTES) + max_sessions * _table_bytes(cap, 8, 16)
     tombstones = cap * (_DIGEST_BYTES + 8) + _table_bytes(cap, 0, 16) * 2
-    sessions = max_sessions * (_SESSION_BYTES + MAX_ERROR_CODES * _ERROR_TALLY_BYTES)
-    history = options.history_limit * _SUMMARY_BYTES
+    sessions = max_sessions * (
+        _SESSION_BYTES + MAX_ERROR_CODES * _ERROR_TALLY_BYTES + tags * _SESSION_TAG_BYTES
+        + _HISTOGRAMS_BYTES + _LATENCY_VIEW_BYTES
+    )
+    history = options.history_limit * (
+        _SUMMARY_BYTES + tags * _SUMMARY_TAG_BYTES + _LATENCY_VIEW_BYTES
+    )
     recipient_cache = _table_bytes(RECIPIENT_CACHE_SIZE, 8, 16) + RECIPIENT_CACHE_SIZE * (
         _aligned(49 + 64) + _DIGEST_BYTES
     )

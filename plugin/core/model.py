@@ -171,6 +171,11 @@ class MessageExpired:
         return event_digest("message_expired", self.session_id, self.message_id)
 
 
+_NO_LATENCY = {
+    kind: {"count": 0, "p50": None, "p90": None, "p99": None} for kind in ("delivered", "read")
+}
+
+
 @dataclass(slots=True, frozen=True)
 class SessionSummary:
     """What is kept of a completed session: its funnel and its receipt outcomes."""
@@ -182,6 +187,10 @@ class SessionSummary:
     counters: dict[str, int]
     receipts: dict[str, int]
     errors: dict[str, int]
+    #: Each tag's funnel (``"other"`` past ``max_tags_per_session``).
+    tags: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: ``{"delivered": {"count", "p50", "p90", "p99"}, "read": {…}}`` in seconds.
+    latency: dict[str, Any] = field(default_factory=dict)
 
     @property
     def event_id(self) -> str:
@@ -198,6 +207,8 @@ class SessionSummary:
             "receipts": dict(self.receipts),
             "errors": dict(self.errors),
             "failures": self.failures,
+            "tags": {tag: dict(funnel) for tag, funnel in self.tags.items()},
+            "latency": self.latency or _NO_LATENCY,
         }
 
     @property

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plugin.core.durations import DURATION_HELP, format_duration, parse_duration
 from plugin.core.errors import SettingProblem, SettingsError
+from plugin.core.records import MAX_TAGS
 
 __all__ = [
     "DEFAULTS",
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "track_unknown_receipts": True,
     "redact_recipients": True,
     "redaction_key": "",
+    "max_tags_per_session": 32,
 }
 
 #: The seed's three levels. Explicit keys override a preset.
@@ -79,6 +81,7 @@ class ManagerOptions:
     track_unknown_receipts: bool
     redact_recipients: bool
     redaction_key: str
+    max_tags_per_session: int = 32
 
     @property
     def history_limit(self) -> int:
@@ -193,6 +196,7 @@ def resolve_options(values: Mapping[str, Any] | None = None, /, **overrides: Any
 
     integer("max_history_size", 0, _MAX_HISTORY)
     integer("max_tracked_messages", 1, _MAX_TRACKED)
+    integer("max_tags_per_session", 0, MAX_TAGS)
 
     for key in ("keep_history", "track_unknown_receipts", "redact_recipients"):
         try:

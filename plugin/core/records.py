@@ -4,9 +4,11 @@ definition for every store: the Redis store's scripts and arguments use the same
 functions.
 
 A packed record: bits 0-2 the status, bits 3-19 the send time in seconds since the session's
-start (a period is at most 25 h = 90,000 s < 2**17), bits 20+ the recipient field (a 40-bit keyed
-hash when recipients are redacted; otherwise the digits shifted left by one, or a hash with the
-lowest bit set).
+start (a period is at most 25 h = 90,000 s < 2**17), bits 20-70 the recipient field (a 40-bit
+keyed hash when recipients are redacted; otherwise the digits shifted left by one, or a hash with
+the lowest bit set). Above them, only where needed, so that most records stay 60-bit ints: bit 71
+says the send time is not known (a message adopted from a delivered or read receipt: it has no
+delivery latency), bits 72-77 the message's tag index in its session (0: untagged).
 """
 
 from __future__ import annotations
@@ -19,18 +21,27 @@ __all__ = [
     "MAX_ERROR_CODES",
     "MAX_ERROR_CODE_LENGTH",
     "MAX_MESSAGE_ID_LENGTH",
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
+    "NO_SEND_TIME",
     "OFFSET_BITS",
     "OFFSET_MASK",
     "OFFSET_SHIFT",
+    "OTHER_TAG",
+    "RECIPIENT_BITS",
     "RECIPIENT_CACHE_SIZE",
     "RECIPIENT_HASH_BITS",
+    "RECIPIENT_MASK",
     "RECIPIENT_SHIFT",
     "STATUS_BITS",
     "STATUS_MASK",
+    "TAG_BITS",
+    "TAG_SHIFT",
     "RecipientCodec",
     "check_message_id",
     "message_key",
     "normalize_recipient",
+    "normalize_tag",
     "valid_message_id",
 ]
 
@@ -42,6 +53,19 @@ OFFSET_MASK = (1 << OFFSET_BITS) - 1
 RECIPIENT_SHIFT = STATUS_BITS + OFFSET_BITS
 #: Without redaction: the lowest bit of the recipient field, set when it holds a hash.
 HASHED_FLAG = 1
+#: The recipient field: up to 15 digits (below 2**50) shifted left by one.
+RECIPIENT_BITS = 51
+RECIPIENT_MASK = (1 << RECIPIENT_BITS) - 1
+#: Set when the record's send time is not known (adopted from a delivered or read receipt).
+NO_SEND_TIME = 1 << (RECIPIENT_SHIFT + RECIPIENT_BITS)
+TAG_SHIFT = RECIPIENT_SHIFT + RECIPIENT_BITS + 1
+TAG_BITS = 6
+#: The tag index of messages past ``max_tags_per_session`` distinct tags.
+OTHER_TAG = (1 << TAG_BITS) - 1
+#: The most named tags a session can have (``max_tags_per_session``).
+MAX_TAGS = OTHER_TAG - 1
+#: Tags are cut to this many characters.
+MAX_TAG_LENGTH = 64
 RECIPIENT_HASH_BITS = 40
 #: E.164: at most 15 digits, below 2**50.
 MAX_DIGITS = 15
@@ -81,6 +105,14 @@ def check_message_id(message_id: object) -> str:
 def normalize_recipient(recipient: str) -> str:
     """One spelling per number: ``"+1 650-555-1234"`` and ``"16505551234"`` hash alike."""
     return recipient.translate(_STRIP)
+
+
+def normalize_tag(tag: object) -> str | None:
+    """A tag as sessions count it: printable text, at most 64 characters; None for no tag."""
+    if tag is None:
+        return None
+    text = "".join(ch for ch in str(tag) if ch.isprintable()).strip()[:MAX_TAG_LENGTH]
+    return text or None
 
 
 class RecipientCodec:

@@ -11,8 +11,10 @@ import hashlib
 import math
 from typing import Any
 
+from plugin.core.latency import MAX_BUCKET
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
+from plugin.core.records import RECIPIENT_MASK, RECIPIENT_SHIFT
 from plugin.core.session import MessageSession
 
 __all__ = ["STATE_FORMAT", "STATE_VERSION", "StateError", "export_state", "restore"]
@@ -51,6 +53,12 @@ def export_state(
             "counters": list(session.counters),
             "receipts": list(session.receipts),
             "errors": dict(session.errors),
+            "tags": dict(session.tag_index),
+            "tag_counters": {str(i): list(c) for i, c in session.tag_counters.items()},
+            "latency": [
+                {str(b): n for b, n in histogram.items()} for histogram in session.histograms()
+            ],
+            "latency_sums": list(session.latency_sums),
             "records": [[mid, session.records[mid]] for mid in order],
         })
     return {
@@ -71,6 +79,8 @@ def export_state(
                 "counters": h.counters,
                 "receipts": h.receipts,
                 "errors": h.errors,
+                "tags": h.tags,
+                "latency": h.latency,
             }
             for h in m.history
         ],
@@ -85,6 +95,25 @@ def _ints(value: Any, length: int, what: str) -> list[int]:
     ):
         raise StateError(f"{what}: expected {length} integers")
     return list(value)
+
+
+def _fill_insights(session: MessageSession, raw: dict[str, Any]) -> None:
+    """A session's tags and latency histograms (absent from older snapshots)."""
+    session.tag_index = {str(tag): int(index) for tag, index in dict(raw.get("tags", {})).items()}
+    session.tag_counters = {
+        int(index): _ints(counters, len(COUNTER_KEYS), "tag counters")
+        for index, counters in dict(raw.get("tag_counters", {})).items()
+    }
+    delivered, read = raw.get("latency") or ({}, {})
+    pairs: tuple[tuple[list[int], Any], ...] = (
+        (session.delivered_latency, delivered),
+        (session.read_latency, read),
+    )
+    for histogram, counts in pairs:
+        for bucket, count in dict(counts).items():
+            histogram[min(max(int(bucket), 0), MAX_BUCKET)] += int(count)
+    sums = raw.get("latency_sums") or [0.0, 0.0]
+    session.latency_sums = [float(sums[0]), float(sums[1])]
 
 
 def restore(state: Any, **manager_kwargs: Any) -> MessageSessionManager:
@@ -106,7 +135,8 @@ def restore(state: Any, **manager_kwargs: Any) -> MessageSessionManager:
 
 def _fill(m: MessageSessionManager, state: dict[str, Any]) -> None:
     keep_recipients = state.get("layout") == _layout(m)
-    recipient_mask = -1 if keep_recipients else (1 << 20) - 1  # status and offset bits only
+    # Without the same layout the recipient fields are dropped (status, offset, flags, tag kept).
+    recipient_mask = -1 if keep_recipients else ~(RECIPIENT_MASK << RECIPIENT_SHIFT)
     m._receipts = _ints(state["receipts"], len(OUTCOME_KEYS), "receipts")
     m.hook_errors = int(state.get("hook_errors", 0))
     m._evicted_total = int(state.get("evicted_total", 0))
@@ -119,6 +149,7 @@ def _fill(m: MessageSessionManager, state: dict[str, Any]) -> None:
         session.counters = _ints(raw["counters"], len(COUNTER_KEYS), "counters")
         session.receipts = _ints(raw["receipts"], len(OUTCOME_KEYS), "session receipts")
         session.errors = {str(k): int(v) for k, v in dict(raw["errors"]).items()}
+        _fill_insights(session, raw)
         for message_id, packed in raw["records"]:
             if not isinstance(message_id, str) or not isinstance(packed, int) or packed < 0:
                 raise StateError("records: expected [id, packed int] pairs")
@@ -138,6 +169,11 @@ def _fill(m: MessageSessionManager, state: dict[str, Any]) -> None:
             counters={k: int(raw["counters"][k]) for k in COUNTER_KEYS},
             receipts={k: int(raw["receipts"][k]) for k in OUTCOME_KEYS},
             errors={str(k): int(v) for k, v in dict(raw["errors"]).items()},
+            tags={
+                str(tag): {key: int(funnel[key]) for key in COUNTER_KEYS}
+                for tag, funnel in dict(raw.get("tags", {})).items()
+            },
+            latency=dict(raw.get("latency") or {}),
         )
         if m.options.history_limit > 0:
             m._history.append(summary)  # the deque's maxlen applies the current limit

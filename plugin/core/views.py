@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plugin.core.failures import failures_by_kind, sum_failures
+from plugin.core.latency import latency_view, merge
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
 
@@ -22,6 +23,9 @@ def session_stats(
     counters: Mapping[str, int],
     receipts: Mapping[str, int],
     errors: Mapping[str, int],
+    *,
+    tags: Mapping[str, Mapping[str, int]],
+    latency: Mapping[str, Any],
 ) -> dict[str, Any]:
     """One active session as ``get_all_stats()["sessions"]`` shows it."""
     return {
@@ -34,6 +38,8 @@ def session_stats(
         "receipts": dict(receipts),
         "errors": dict(errors),
         "failures": failures_by_kind(errors),
+        "tags": {tag: dict(funnel) for tag, funnel in tags.items()},
+        "latency": dict(latency),
     }
 
 
@@ -43,9 +49,11 @@ def all_stats(
     *,
     tracked_messages: int,
     receipts: Sequence[int] | Mapping[str, int],
+    latency: tuple[Sequence[Mapping[int, int]], Sequence[Mapping[int, int]]] = ((), ()),
 ) -> dict[str, Any]:
-    """``get_all_stats()``: the summary adds up the active sessions' funnels; ``receipts``
-    counts every receipt since start by outcome (by index or by name)."""
+    """``get_all_stats()``: the summary adds up the active sessions' funnels (``latency``: their
+    delivered and read histograms); ``receipts`` counts every receipt since start by outcome
+    (by index or by name)."""
     if isinstance(receipts, Mapping):
         outcomes = {key: int(receipts.get(key, 0)) for key in OUTCOME_KEYS}
     else:
@@ -57,6 +65,7 @@ def all_stats(
         **{key: sum(s[key] for s in sessions) for key in COUNTER_KEYS},
         "receipts": outcomes,
         "failures": sum_failures(s["failures"] for s in sessions),
+        "latency": latency_view(merge(latency[0]), merge(latency[1])),
     }
     history_view = [h.as_dict() for h in history]
     return {"summary": summary, "sessions": list(sessions), "history": history_view}

@@ -88,7 +88,7 @@ def _latency(summary: Mapping[str, Any]) -> list[dict[str, Any]] | None:
             "count": int(entry.get("count") or 0),
             **{q: _seconds(entry.get(q)) for q in ("p50", "p90", "p99")},
         })
-    return rows
+    return rows if any(row["count"] for row in rows) else None
 
 
 def _failures(summary: Mapping[str, Any]) -> list[dict[str, Any]]:

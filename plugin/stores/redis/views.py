@@ -8,9 +8,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from plugin.core.latency import latency_view
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
-from plugin.core.records import MAX_ERROR_CODE_LENGTH, MAX_ERROR_CODES, MAX_MESSAGE_ID_LENGTH
+from plugin.core.records import (
+    MAX_ERROR_CODE_LENGTH,
+    MAX_ERROR_CODES,
+    MAX_MESSAGE_ID_LENGTH,
+    OTHER_TAG,
+)
 from plugin.core.views import all_stats as shape_all_stats
 from plugin.core.views import manager_stats, session_stats
 
@@ -49,6 +55,29 @@ def parse_views(raw: str) -> dict[str, Any]:
     }
 
 
+def _histogram(fields: Mapping[str, str], prefix: str) -> dict[int, int]:
+    return {int(k[len(prefix):]): int(v) for k, v in fields.items() if k.startswith(prefix)}
+
+
+def histograms(fields: Mapping[str, str]) -> tuple[dict[int, int], dict[int, int]]:
+    """A session's delivered and read latency histograms (fields ``ld:<bucket>``,
+    ``lr:<bucket>``)."""
+    return _histogram(fields, "ld:"), _histogram(fields, "lr:")
+
+
+def tags_of(fields: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """A session's tag funnels: fields ``g:<index>:<counter>``, names in ``gn:<index>``."""
+    names = {k[3:]: v for k, v in fields.items() if k.startswith("gn:")}
+    names[str(OTHER_TAG)] = "other"
+    funnels: dict[str, dict[str, int]] = {}
+    for key, value in sorted(fields.items()):
+        if key.startswith("g:"):
+            index, counter = key[2:].split(":", 1)
+            funnel = funnels.setdefault(names.get(index, index), dict.fromkeys(COUNTER_KEYS, 0))
+            funnel[counter] = int(value)
+    return funnels
+
+
 def summary_of(fields: Mapping[str, str]) -> SessionSummary:
     """A completed session's summary from its hash fields (plus ``completed_at``)."""
     return SessionSummary(
@@ -59,6 +88,8 @@ def summary_of(fields: Mapping[str, str]) -> SessionSummary:
         counters={key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
         receipts={key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
         errors={k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+        tags=tags_of(fields),
+        latency=latency_view(*histograms(fields)),
     )
 
 
@@ -72,6 +103,8 @@ def _session_stats(fields: Mapping[str, str], tracked: int) -> dict[str, Any]:
         {key: int(fields.get(key, 0)) for key in COUNTER_KEYS},
         {key: int(fields.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
         {k[2:]: int(v) for k, v in fields.items() if k.startswith("x:")},
+        tags=tags_of(fields),
+        latency=latency_view(*histograms(fields)),
     )
 
 
@@ -89,6 +122,10 @@ def all_stats(data: dict[str, Any], options: ManagerOptions) -> dict[str, Any]:
         _history(data, options),
         tracked_messages=int(meta.get("tracked", 0)),
         receipts={key: int(meta.get(f"o:{key}", 0)) for key in OUTCOME_KEYS},
+        latency=(
+            [histograms(fields)[0] for fields, _ in data["sessions"]],
+            [histograms(fields)[1] for fields, _ in data["sessions"]],
+        ),
     )
 
 
