@@ -1,7 +1,7 @@
 """The monitoring examples (examples/monitoring/) query only metrics that exist: every metric
 name in the Grafana dashboard and the Prometheus alert rules is in ``/metrics`` of a running app,
-on the in-memory store and on the Redis store; the latency histogram is fed from status changes
-that carry the send time."""
+on the in-memory store and on the Redis store; the latency histogram counts what the store
+measured."""
 
 from __future__ import annotations
 
@@ -15,10 +15,6 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from plugin.core.model import Outcome, Status, StatusChange
-from plugin.server import app as app_module
-from plugin.server.latency import BUCKETS, LatencyHistogram
-from plugin.server.runtime import PLUGIN_MANAGER_KEY
 from tests.providers import meta_failed_status, meta_status, meta_status_body
 from tests.redis_support import redis_prefix, redis_url
 from tests.serving import ADMIN_TOKEN, Clock, make_app
@@ -136,62 +132,29 @@ async def test_failures_by_kind_are_exported(aiohttp_client):
     assert "wa_sessions_store_errors_total 0.0" in text
 
 
-def _change(old: Status | None, new: Status, at: float, sent_at: float | None) -> Any:
-    change = StatusChange("m", "2026-12-02", old, new, Outcome.APPLIED, None, "meta", at, None)
-    if sent_at is None:
-        return change
-
-    class WithSendTime:  # what a StatusChange with a ``sent_at`` field looks like
-        def __init__(self) -> None:
-            self.__dict__.update({name: getattr(change, name) for name in change.__slots__})
-            self.sent_at = sent_at
-
-    return WithSendTime()
-
-
-@pytest.mark.parametrize(("old", "new", "delivered", "read"), [
-    (Status.SENT, Status.DELIVERED, 1, 0),
-    (Status.SENT, Status.READ, 1, 1),  # a read with no delivered before it counts for both
-    (Status.DELIVERED, Status.READ, 0, 1),
-    (Status.DELIVERED, Status.PLAYED, 0, 1),
-    (Status.READ, Status.PLAYED, 0, 0),
-    (Status.SENT, Status.FAILED, 0, 0),
-    (None, Status.DELIVERED, 0, 0),  # adopted: no send time of ours
-])
-def test_the_latency_histogram_counts_first_deliveries_and_reads(old, new, delivered, read):
-    histogram = LatencyHistogram()
-    histogram.observe_change(_change(old, new, 1000.0, 1000.0 - 42.0))
-    assert histogram.buckets("delivered")[-1] == ("+Inf", float(delivered))
-    assert histogram.buckets("read")[-1] == ("+Inf", float(read))
-    if delivered:
-        assert dict(histogram.buckets("delivered"))["30"] == 0.0
-        assert dict(histogram.buckets("delivered"))["60"] == 1.0
-        assert histogram.sums["delivered"] == 42.0
-
-
-def test_the_latency_histogram_needs_the_send_time_and_clamps_at_zero():
-    histogram = LatencyHistogram()
-    histogram.observe_change(_change(Status.SENT, Status.DELIVERED, 1000.0, None))
-    assert histogram.buckets("delivered")[-1] == ("+Inf", 0.0)
-    histogram.observe_change(_change(Status.SENT, Status.DELIVERED, 1000.0, 1003.0))
-    assert histogram.buckets("delivered")[0] == (f"{BUCKETS[0]:g}", 1.0)
-    assert histogram.sums["delivered"] == 0.0
-
-
-@pytest.mark.parametrize(("carries", "listener", "registered"), [
-    (False, True, False),  # today: StatusChange has no send time
-    (True, False, False),  # the observer alone must not turn per-receipt events on
-    (True, True, True),
-])
-async def test_the_latency_observer_joins_only_events_that_flow_anyway(
-    aiohttp_client, monkeypatch, carries, listener, registered
-):
-    monkeypatch.setattr(app_module, "events_carry_send_time", lambda: carries)
-    plugins = ["examples.failure_triage.plugin"] if listener else []
-    app, _ = make_app({"plugins": plugins}, clock=Clock())
-    await aiohttp_client(app)  # starts the application
-    pm = app[PLUGIN_MANAGER_KEY]
-    assert (pm.get_plugin("wa-sessions-latency") is not None) is registered
+async def test_the_latency_histogram_counts_what_the_store_measured(aiohttp_client):
+    clock = Clock()
+    app, manager = make_app({"server": {"admin_token": ADMIN_TOKEN}}, clock=clock)
+    client = await aiohttp_client(app)
+    sent_at = clock.now - 100
+    for index, (delivered_after, read_after) in enumerate([(3, 40), (20, 90), (70, None)]):
+        manager.track_sent(f"wamid.L{index}", sent_at=sent_at)
+        message_id = f"wamid.L{index}"
+        statuses = [meta_status(message_id, "delivered", timestamp=sent_at + delivered_after)]
+        if read_after is not None:
+            statuses.append(meta_status(f"wamid.L{index}", "read", timestamp=sent_at + read_after))
+        assert (await post_meta(client, meta_status_body(statuses))).status == 200
+    text = await (await client.get("/metrics", headers=BEARER)).text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = families["wa_sessions_delivery_latency_seconds"].samples
+    buckets = {(s.labels["status"], s.labels["le"]): s.value
+               for s in samples if s.name.endswith("_bucket")}
+    assert buckets[("delivered", "+Inf")] == 3 and buckets[("read", "+Inf")] == 2
+    assert buckets[("delivered", "5.054")] == 1  # 3 s
+    assert buckets[("delivered", "30.913")] == 2  # and 20 s
+    assert buckets[("read", "30.913")] == 0 and buckets[("read", "117.391")] == 2
+    sums = {s.labels["status"]: s.value for s in samples if s.name.endswith("_sum")}
+    assert sums == {"delivered": 93.0, "read": 130.0}
 
 
 def test_metric_names_come_from_the_syntax_tree():

@@ -175,21 +175,27 @@ def simulate(
             heap = heaps[day] = tracemalloc.get_traced_memory()[0]
             tracemalloc.stop()
         peaks = {k: max(v, peaks[k]) for k, v in manager.peaks().items()}
-        line = {
-            "day": day,
-            "date": datetime.fromtimestamp(day_start, tz).date().isoformat(),
-            "active_sessions": len(manager.sessions),
-            "history_size": manager.history_size,
-            "tracked_messages": manager.tracked_messages,
-            "tombstones": manager.tombstone_count,
-            "heap_bytes": heap,
-        }
+        line = _day_line(manager, day, datetime.fromtimestamp(day_start, tz), heap)
         lines.append(line)
         if on_day is not None:
             on_day(line)
     verdict = _verdict(manager, peaks, heaps, bound, days)
     verdict.update(per_day=per_day, elapsed_s=round(time.perf_counter() - started, 1))
     return SimulationResult(lines, verdict)
+
+
+def _day_line(
+    manager: MessageSessionManager, day: int, date: datetime, heap: int | None
+) -> dict[str, Any]:
+    return {
+        "day": day,
+        "date": date.date().isoformat(),
+        "active_sessions": len(manager.sessions),
+        "history_size": manager.history_size,
+        "tracked_messages": manager.tracked_messages,
+        "tombstones": manager.tombstone_count,
+        "heap_bytes": heap,
+    }
 
 
 def _run_day(

@@ -386,5 +386,6 @@ class MessageSessionManager(SessionBook):
                 max_active_sessions=self.max_active_sessions(),
                 last_cleanup_at=self._last_cleanup,
                 peaks=self.peaks(),
+                latency=self.latency_totals(),
             )
         }

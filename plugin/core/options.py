@@ -125,91 +125,101 @@ def _int(value: object) -> int:
     raise ValueError(value)
 
 
+class _Resolver:
+    """Checks the merged values one key at a time, collecting every problem."""
+
+    def __init__(self, merged: dict[str, Any]) -> None:
+        self.merged = merged
+        self.out: dict[str, Any] = {"profile": merged["profile"]}
+        self.problems: list[SettingProblem] = []
+
+    def problem(self, key: str, accepted: str) -> None:
+        self.problems.append(SettingProblem(key, self.merged[key], accepted))
+
+    def duration(self, key: str, low: float, high: float, accepted: str) -> None:
+        try:
+            seconds = parse_duration(self.merged[key])
+        except ValueError:
+            self.problem(key, DURATION_HELP)
+            return
+        if not low <= seconds <= high:
+            self.problem(key, accepted)
+            return
+        self.out[key] = seconds
+
+    def period(self) -> None:
+        try:
+            period = parse_duration(self.merged["session_period"])
+        except ValueError:
+            period = -1.0
+        if period not in _PERIODS:
+            self.problem(
+                "session_period", "a duration that divides a day: 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d"
+            )
+            return
+        self.out["session_period"] = period
+        if "max_session_age" in self.out and self.out["max_session_age"] < period:
+            self.problem("max_session_age", f"at least session_period ({format_duration(period)})")
+
+    def timezone(self) -> None:
+        tz = self.merged["timezone"]
+        try:
+            if not isinstance(tz, str) or not tz:
+                raise ValueError(tz)
+            ZoneInfo(tz)
+            self.out["timezone"] = tz
+        except (ValueError, ZoneInfoNotFoundError):
+            self.problem("timezone", 'an IANA time zone name like "UTC"')
+
+    def integer(self, key: str, low: int, high: int) -> None:
+        try:
+            number = _int(self.merged[key])
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            self.problem(key, f"an integer from {low} to {high}")
+        else:
+            self.out[key] = number
+
+    def boolean(self, key: str) -> None:
+        try:
+            self.out[key] = _bool(self.merged[key])
+        except ValueError:
+            self.problem(key, "true or false")
+
+    def string(self, key: str) -> None:
+        if isinstance(self.merged[key], str):
+            self.out[key] = self.merged[key]
+        else:
+            self.problem(key, "a string")
+
+
 def resolve_options(values: Mapping[str, Any] | None = None, /, **overrides: Any) -> ManagerOptions:
     """Defaults, then the chosen profile's preset, then explicit values; every error at once."""
     given = {k: v for k, v in {**(values or {}), **overrides}.items() if v is not None}
-    problems: list[SettingProblem] = []
-    unknown = sorted(set(given) - set(DEFAULTS))
-    problems.extend(
-        SettingProblem(key, given[key], f"one of {', '.join(MANAGER_KEYS)}") for key in unknown
-    )
-
+    problems = [
+        SettingProblem(key, given[key], f"one of {', '.join(MANAGER_KEYS)}")
+        for key in sorted(set(given) - set(DEFAULTS))
+    ]
     profile = given.get("profile", "default")
     if profile not in PRESETS:
         problems.append(SettingProblem("profile", profile, f"one of {', '.join(PRESETS)}"))
         profile = "default"
     merged = {**DEFAULTS, **PRESETS[profile], **{k: v for k, v in given.items() if k in DEFAULTS}}
     merged["profile"] = profile
-    out: dict[str, Any] = {"profile": profile}
-
-    def duration(key: str, low: float, high: float, accepted: str) -> None:
-        try:
-            seconds = parse_duration(merged[key])
-        except ValueError:
-            problems.append(SettingProblem(key, merged[key], DURATION_HELP))
-            return
-        if not low <= seconds <= high:
-            problems.append(SettingProblem(key, merged[key], accepted))
-            return
-        out[key] = seconds
-
-    duration("ack_tracking_window", 1.0, _MAX_WINDOW, "a duration from 1s to 30d")
-    duration("max_session_age", 1.0, 365 * DAY, "a duration from 1s to 365d")
-    duration("cleanup_interval", 1.0, 7 * DAY, "a duration from 1s to 7d")
-    try:
-        period = parse_duration(merged["session_period"])
-    except ValueError:
-        period = -1.0
-    if period not in _PERIODS:
-        problems.append(SettingProblem(
-            "session_period", merged["session_period"],
-            "a duration that divides a day: 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d",
-        ))
-    else:
-        out["session_period"] = period
-    if "session_period" in out and "max_session_age" in out and (
-        out["max_session_age"] < out["session_period"]
-    ):
-        problems.append(SettingProblem(
-            "max_session_age", merged["max_session_age"],
-            f"at least session_period ({format_duration(out['session_period'])})",
-        ))
-
-    tz = merged["timezone"]
-    try:
-        if not isinstance(tz, str) or not tz:
-            raise ValueError(tz)
-        ZoneInfo(tz)
-        out["timezone"] = tz
-    except (ValueError, ZoneInfoNotFoundError):
-        problems.append(SettingProblem("timezone", tz, 'an IANA time zone name like "UTC"'))
-
-    def integer(key: str, low: int, high: int) -> None:
-        try:
-            number = _int(merged[key])
-        except ValueError:
-            number = low - 1
-        if not low <= number <= high:
-            problems.append(SettingProblem(key, merged[key], f"an integer from {low} to {high}"))
-        else:
-            out[key] = number
-
-    integer("max_history_size", 0, _MAX_HISTORY)
-    integer("max_tracked_messages", 1, _MAX_TRACKED)
-    integer("max_tags_per_session", 0, MAX_TAGS)
-
+    check = _Resolver(merged)
+    check.problems = problems
+    check.duration("ack_tracking_window", 1.0, _MAX_WINDOW, "a duration from 1s to 30d")
+    check.duration("max_session_age", 1.0, 365 * DAY, "a duration from 1s to 365d")
+    check.duration("cleanup_interval", 1.0, 7 * DAY, "a duration from 1s to 7d")
+    check.period()
+    check.timezone()
+    check.integer("max_history_size", 0, _MAX_HISTORY)
+    check.integer("max_tracked_messages", 1, _MAX_TRACKED)
+    check.integer("max_tags_per_session", 0, MAX_TAGS)
     for key in ("keep_history", "track_unknown_receipts", "redact_recipients"):
-        try:
-            out[key] = _bool(merged[key])
-        except ValueError:
-            problems.append(SettingProblem(key, merged[key], "true or false"))
-
-    key_value = merged["redaction_key"]
-    if isinstance(key_value, str):
-        out["redaction_key"] = key_value
-    else:
-        problems.append(SettingProblem("redaction_key", key_value, "a string"))
-
-    if problems:
-        raise SettingsError(problems)
-    return ManagerOptions(**out)
+        check.boolean(key)
+    check.string("redaction_key")
+    if check.problems:
+        raise SettingsError(check.problems)
+    return ManagerOptions(**check.out)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plugin.core.failures import failures_by_kind, sum_failures
-from plugin.core.latency import latency_view, merge
+from plugin.core.latency import LatencyTotals, latency_view, merge
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
 
@@ -84,6 +84,7 @@ def manager_stats(
     max_active_sessions: int,
     last_cleanup_at: float | None,
     peaks: dict[str, int],
+    latency: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``get_debug_info()["manager_stats"]``: the seed's keys (durations in milliseconds as the
     seed reported them), then the state's and the options' own."""
@@ -112,4 +113,6 @@ def manager_stats(
         "last_cleanup_at": last_cleanup_at,
         "active_sessions": list(active_sessions),
         "peaks": peaks,
+        # Every latency observed since start: the Prometheus histogram's data.
+        "latency": dict(latency) if latency is not None else LatencyTotals().as_dict(),
     }

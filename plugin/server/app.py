@@ -37,7 +37,6 @@ from plugin.hooks.events import HookEvents
 from plugin.hooks.plugins import make_plugin_manager
 from plugin.server.admin import AdminRoutes
 from plugin.server.errors import store_errors
-from plugin.server.latency import LatencyObserver, events_carry_send_time
 from plugin.server.metrics import make_registry
 from plugin.server.receive import ReceivePipeline
 from plugin.server.runtime import (
@@ -155,7 +154,6 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
     for warning in settings.warnings():
         log.warning("%s", warning)
     await store.start()  # StoreUnavailable (naming the URL) stops the start-up
-    _observe_latency(runtime)
     runtime.events.attach(store)
     runtime.pipeline = ReceivePipeline(runtime.plugins, store, runtime.client, runtime.events)
     await runtime.events.start()
@@ -188,19 +186,6 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
         await deferred_writes(store).close()  # one last try; what is left is logged
         await store.close()
         log.info("WhatsApp session plugin stopped")
-
-
-def _observe_latency(runtime: Runtime) -> None:
-    """Feed ``wa_sessions_delivery_latency_seconds`` from status changes, when they carry the
-    send time and some plugin already listens to them: the observer must not be the reason the
-    receipt path builds and queues an event per receipt."""
-    plugins = runtime.plugins
-    if (
-        events_carry_send_time()
-        and runtime.events.listens("whatsapp_status_changed")
-        and plugins.get_plugin("wa-sessions-latency") is None
-    ):
-        plugins.register(LatencyObserver(runtime.latency), name="wa-sessions-latency")
 
 
 def _snapshot_extra(runtime: Runtime) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from plugin.core.failures import FAILURE_KINDS
+from plugin.core.latency import LATENCY_KINDS
 from plugin.core.model import COUNTER_KEYS
-from plugin.server.latency import STATUSES
 from plugin.server.runtime import Runtime
 from plugin.stores.deferred import deferred_writes
 
@@ -56,73 +56,84 @@ class RuntimeCollector(Collector):
         stats = debug["manager_stats"]
         summary = all_stats["summary"]
 
-        receipts = CounterMetricFamily(
-            f"{PREFIX}_receipts", "Receipts applied to the manager, by provider and outcome",
-            labels=["provider", "outcome"],
-        )
-        for provider, counters in runtime.webhooks.items():
-            for outcome, count in counters.outcome_counts().items():
-                receipts.add_metric([provider, outcome], count)
-        yield receipts
-
-        for name, text in _WEBHOOK_COUNTERS:
-            family = CounterMetricFamily(f"{PREFIX}_webhook_{name}", text, labels=["provider"])
-            for provider, counters in runtime.webhooks.items():
-                family.add_metric([provider], getattr(counters, name))
-            yield family
-
-        yield GaugeMetricFamily(
-            f"{PREFIX}_active_sessions", "Sessions currently tracked",
-            value=summary["active_sessions"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_tracked_messages", "Message records in memory",
-            value=summary["tracked_messages"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_max_tracked_messages", "Hard cap on message records",
-            value=stats["max_tracked_messages"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_history_size", "Completed-session summaries kept",
-            value=stats["history_size"],
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_memory_bound_bytes", "Upper bound of the manager's heap, from its options",
-            value=stats["memory_bound_bytes"],
-        )
-        funnel = GaugeMetricFamily(
-            f"{PREFIX}_session_messages", "Funnel counters summed over the active sessions",
-            labels=["counter"],
-        )
-        for key in COUNTER_KEYS:
-            funnel.add_metric([key], summary[key])
-        yield funnel
-        yield CounterMetricFamily(
-            f"{PREFIX}_hook_errors", "Hook or middleware implementations that raised",
-            value=stats["hook_errors"],
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
-            value=stats["evicted_total"],
-        )
-        lost = runtime.manager.fault_counters()["data_lost"]
-        yield CounterMetricFamily(
-            f"{PREFIX}_store_data_lost",
-            "Times the store found its data gone (Redis restarted without persistence)",
-            value=lost,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}_events_lost", "Hook events never delivered: still queued at shutdown "
-            "past shutdown_timeout",
-            value=runtime.events.lost,
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_events_queued", "Hook events waiting for delivery",
-            value=runtime.events.backlog,
-        )
+        yield from _webhook_metrics(runtime)
+        yield from _store_metrics(runtime, stats, summary)
         yield from _insights(runtime, stats, summary)
         yield from _send_metrics(runtime)
+
+
+def _webhook_metrics(runtime: Runtime) -> Iterator[Metric]:
+    """Per provider: receipts by outcome, and the webhook counters."""
+    receipts = CounterMetricFamily(
+        f"{PREFIX}_receipts", "Receipts applied to the manager, by provider and outcome",
+        labels=["provider", "outcome"],
+    )
+    for provider, counters in runtime.webhooks.items():
+        for outcome, count in counters.outcome_counts().items():
+            receipts.add_metric([provider, outcome], count)
+    yield receipts
+
+    for name, text in _WEBHOOK_COUNTERS:
+        family = CounterMetricFamily(f"{PREFIX}_webhook_{name}", text, labels=["provider"])
+        for provider, counters in runtime.webhooks.items():
+            family.add_metric([provider], getattr(counters, name))
+        yield family
+
+
+def _store_metrics(
+    runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]
+) -> Iterator[Metric]:
+    """The store's state against its bounds, errors and event delivery."""
+    yield GaugeMetricFamily(
+        f"{PREFIX}_active_sessions", "Sessions currently tracked",
+        value=summary["active_sessions"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_tracked_messages", "Message records in memory",
+        value=summary["tracked_messages"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_max_tracked_messages", "Hard cap on message records",
+        value=stats["max_tracked_messages"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_history_size", "Completed-session summaries kept",
+        value=stats["history_size"],
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_memory_bound_bytes", "Upper bound of the manager's heap, from its options",
+        value=stats["memory_bound_bytes"],
+    )
+    funnel = GaugeMetricFamily(
+        f"{PREFIX}_session_messages", "Funnel counters summed over the active sessions",
+        labels=["counter"],
+    )
+    for key in COUNTER_KEYS:
+        funnel.add_metric([key], summary[key])
+    yield funnel
+    yield CounterMetricFamily(
+        f"{PREFIX}_hook_errors", "Hook or middleware implementations that raised",
+        value=stats["hook_errors"],
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
+        value=stats["evicted_total"],
+    )
+    lost = runtime.manager.fault_counters()["data_lost"]
+    yield CounterMetricFamily(
+        f"{PREFIX}_store_data_lost",
+        "Times the store found its data gone (Redis restarted without persistence)",
+        value=lost,
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_events_lost", "Hook events never delivered: still queued at shutdown "
+        "past shutdown_timeout",
+        value=runtime.events.lost,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_events_queued", "Hook events waiting for delivery",
+        value=runtime.events.backlog,
+    )
 
 
 def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) -> Iterator[Metric]:
@@ -135,14 +146,7 @@ def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) 
     for kind in FAILURE_KINDS:
         failures.add_metric([kind], counts.get(kind, 0))
     yield failures
-    latency = HistogramMetricFamily(
-        f"{PREFIX}_delivery_latency_seconds", "Seconds from send to the first delivered and the "
-        "first read receipt (fed when status-change events carry the send time)",
-        labels=["status"],
-    )
-    for status in STATUSES:
-        latency.add_metric([status], runtime.latency.buckets(status), runtime.latency.sums[status])
-    yield latency
+    yield _latency(stats["latency"])
     yield CounterMetricFamily(
         f"{PREFIX}_store_errors", "Requests answered 503 because the store was unavailable",
         value=runtime.store_errors,
@@ -152,6 +156,21 @@ def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) 
             f"{PREFIX}_redis_memory_bound_bytes", "Estimate of the most memory the store's keys "
             "can take in Redis at the caps", value=stats["redis_memory_bound_bytes"],
         )
+
+
+def _latency(totals: dict[str, Any]) -> Metric:
+    """The store's latency totals (every delivered and read message since start) as a
+    Prometheus histogram."""
+    family = HistogramMetricFamily(
+        f"{PREFIX}_delivery_latency_seconds", "Seconds from send to the first delivered and the "
+        "first read receipt", labels=["status"],
+    )
+    for status in LATENCY_KINDS:
+        data = totals[status]
+        bounds = [f"{bound:g}" for bound in data["le"]] + ["+Inf"]
+        buckets = [(le, float(count)) for le, count in zip(bounds, data["buckets"], strict=True)]
+        family.add_metric([status], buckets, data["sum"])
+    return family
 
 
 _DEFERRED_COUNTERS = (

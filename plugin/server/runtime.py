@@ -14,7 +14,6 @@ from aiohttp import web
 
 from plugin.core.model import OUTCOME_KEYS, Outcome
 from plugin.hooks.events import HookEvents
-from plugin.server.latency import LatencyHistogram
 from plugin.settings.loading import Settings
 from plugin.stores.base import Store
 
@@ -100,7 +99,6 @@ class Runtime:
     pipeline: ReceivePipeline | None = None  # built at start-up, once every plugin is in
     views: tuple[dict[str, Any], dict[str, Any]] | None = None  # (debug, stats) for /metrics
     ready: bool = False  # started (any restore finished) and not yet stopping
-    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # send to delivered/read
     store_errors: int = 0  # requests answered 503 because the store was unavailable
 
     @property

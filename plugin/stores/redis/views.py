@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plugin.core.latency import latency_view
+from plugin.core.latency import MAX_BUCKET, LatencyTotals, latency_view
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, SessionSummary
 from plugin.core.options import ManagerOptions
 from plugin.core.records import (
@@ -76,6 +76,25 @@ def tags_of(fields: Mapping[str, str]) -> dict[str, dict[str, int]]:
             funnel = funnels.setdefault(names.get(index, index), dict.fromkeys(COUNTER_KEYS, 0))
             funnel[counter] = int(value)
     return funnels
+
+
+def latency_totals(data: dict[str, Any]) -> dict[str, Any]:
+    """Every latency observed since start: the completed sessions' histograms, added up in the
+    meta hash (``Ld:<bucket>``, ``Lr:<bucket>``, sums ``Ls:d``, ``Ls:r``), plus the active
+    sessions' (``ld:``/``lr:`` fields, sums ``ls:d``, ``ls:r``)."""
+    totals = LatencyTotals()
+    meta = data["meta"]
+    parts = [(meta, "L")] + [(fields, "l") for fields, _ in data["sessions"]]
+    for fields, letter in parts:
+        delivered = _histogram(fields, f"{letter}d:")
+        read = _histogram(fields, f"{letter}r:")
+        counts = [[0] * (MAX_BUCKET + 1), [0] * (MAX_BUCKET + 1)]
+        for kind, histogram in enumerate((delivered, read)):
+            for bucket, count in histogram.items():
+                counts[kind][min(max(bucket, 0), MAX_BUCKET)] += count
+        sums = [float(fields.get(f"{letter}s:d", 0)), float(fields.get(f"{letter}s:r", 0))]
+        totals.add(counts, sums)
+    return totals.as_dict()
 
 
 def summary_of(fields: Mapping[str, str]) -> SessionSummary:
@@ -149,6 +168,7 @@ def debug_info(
         evicted_total=int(meta.get("evicted_total", 0)),
         max_active_sessions=max_sessions,
         last_cleanup_at=None if last_cleanup is None else float(last_cleanup),
+        latency=latency_totals(data),
         peaks={
             "active_sessions": int(meta.get("peak_sessions", 0)),
             "tracked_messages": int(meta.get("peak_tracked", 0)),
