@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -155,3 +156,210 @@ def test_an_unusable_file_is_set_aside_and_the_server_starts_empty(tmp_path, cap
     (aside,) = tmp_path.glob("state.json.unusable-*")
     assert aside.read_bytes() == content
     assert "moved to" in caplog.text and "starting with empty state" in caplog.text
+
+
+# -- issue 10: snapshots off the loop, format version, bad files, recipients ------------------
+
+from plugin.core.state import copy_state, encode_state  # noqa: E402
+from plugin.stores.snapshot import save_snapshot_async  # noqa: E402
+
+
+def encoded(manager: MessageSessionManager, slice_size: int = 7, **kw) -> dict:
+    return json.loads(b"".join(encode_state(copy_state(manager, **kw), slice_size)))
+
+
+def test_the_sliced_encoding_is_the_exported_state():
+    clock = Clock(at("2026-11-29T00:00"))
+    manager = busy_manager(clock)
+    session = manager.sessions[-1]
+    session.order.append(session.order[0])  # an id twice in the send order: written once
+    manager.apply_receipt(Receipt("wamid.2026-11-30.039", Status.READ, clock() + 86400 * 3))
+    extra = {"webhooks": {"meta": {"requests": 3}}}
+    document = encoded(manager, extra=extra)
+    assert document == export_state(manager, extra)
+    assert document["version"] == STATE_VERSION == 2
+    ids = document["sessions"][-1]["records"]["ids"]
+    assert len(ids) == len(set(ids)) == len(manager.sessions[-1].records)
+    assert restore(document, clock=clock, redaction_key=KEY).get_all_stats() == (
+        manager.get_all_stats()
+    )
+
+
+def test_each_piece_encodes_at_most_one_slice_of_records():
+    clock = Clock(at("2026-11-29T00:00"))
+    manager = busy_manager(clock)
+    pieces = list(encode_state(copy_state(manager), slice_size=5))
+    for piece in pieces:
+        assert piece.count(b'"wamid.') <= 5
+    assert len(pieces) > manager.tracked_messages / 5
+
+
+def test_the_copy_is_the_state_when_it_was_taken():
+    clock = Clock(at("2026-11-29T00:00"))
+    manager = busy_manager(clock)
+    before = export_state(manager)
+    copy = copy_state(manager)
+    manager.track_sent("wamid.later", "16505550000")
+    manager.apply_receipt(Receipt("wamid.2026-11-30.003", Status.READ, clock()))
+    assert json.loads(b"".join(encode_state(copy))) == before
+
+
+async def test_an_async_snapshot_leaves_the_loop_free_between_slices(tmp_path, monkeypatch):
+    monkeypatch.setattr("plugin.core.state.SLICE_SIZE", 500)
+    monkeypatch.setattr(encode_state, "__defaults__", (500,))
+    clock = Clock(at("2026-11-30T08:00"))
+    manager = MessageSessionManager(clock=clock, redaction_key=KEY)
+    for n in range(20_000):
+        manager.track_sent(f"wamid.{n:08d}", "16505551234")
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.get_running_loop().create_task(ticker())
+    await asyncio.sleep(0)
+    size = await save_snapshot_async(manager, tmp_path / "state.json")
+    done = True
+    await task
+    assert ticks >= 20_000 // 500  # the loop ran between the slices
+    again, _ = load_snapshot(tmp_path / "state.json", clock=clock, redaction_key=KEY)
+    assert (tmp_path / "state.json").stat().st_size == size
+    assert list(again.records()) == list(manager.records())
+
+
+def version_1(manager: MessageSessionManager) -> dict:
+    """The state as version 1 wrote it: [id, packed] pairs, the layout as one string."""
+    import hashlib
+
+    state = export_state(manager)
+    key = hashlib.sha256(manager._codec.key).hexdigest()[:16]
+    state["version"] = 1
+    state["layout"] = f"redact={manager.options.redact_recipients};key={key}"
+    for session in state["sessions"]:
+        records = session["records"]
+        session["records"] = [list(p) for p in zip(records["ids"], records["packed"],
+                                                   strict=True)]
+    return state
+
+
+def test_a_version_1_file_is_migrated_with_a_log_line(tmp_path, caplog):
+    clock = Clock(at("2026-11-29T00:00"))
+    manager = busy_manager(clock)
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(version_1(manager)))
+    with caplog.at_level(logging.WARNING):
+        again, _ = load_snapshot(path, clock=clock, redaction_key=KEY)
+    assert "version 1 migrated" in caplog.text
+    assert again.get_all_stats() == manager.get_all_stats()
+    assert list(again.records()) == list(manager.records())
+    save_snapshot(again, path)
+    assert json.loads(path.read_bytes())["version"] == STATE_VERSION
+
+
+@pytest.mark.parametrize(
+    ("mutate", "why"),
+    [
+        (lambda s: s["sessions"][0].update(start=1e999), "cannot be restored"),  # inf
+        (lambda s: s["sessions"][0].update(start=10**400), "cannot be restored"),  # float()
+        (lambda s: s["tombstones"].append([1.0, [2**64]]), "cannot be restored"),  # array('Q')
+        (lambda s: s["tombstones"].append([1.0, [-1]]), "cannot be restored"),
+        (lambda s: s["sessions"][-1]["records"]["packed"].__setitem__(0, 7), "cannot be restored"),
+        (lambda s: s["sessions"][-1]["records"]["packed"].__setitem__(0, 2**200), "restored"),
+        (lambda s: s["sessions"][-1]["records"]["ids"].__setitem__(0, "é"), "cannot be restored"),
+        (lambda s: s["sessions"][-1]["records"]["ids"].pop(), "cannot be restored"),
+        (lambda s: s.update(layout="redact=True"), "cannot be restored"),
+        (lambda s: s.update(hook_errors=1e999), "cannot be restored"),
+        (lambda s: s.update(extra=[[[]] * 3]), None),  # odd extra data: ignored, not fatal
+    ],
+)
+def test_a_bad_snapshot_is_moved_aside_instead_of_crashing(tmp_path, caplog, mutate, why):
+    clock = Clock(at("2026-11-29T00:00"))
+    state = export_state(busy_manager(clock))
+    mutate(state)
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(state))
+    with caplog.at_level(logging.ERROR, logger="plugin.stores.snapshot"):
+        manager, extra = load_snapshot(path, clock=clock, redaction_key=KEY)
+    assert extra == {}
+    if why is None:
+        assert manager.tracked_messages == 40 and path.exists()
+        return
+    assert manager.tracked_messages == 0
+    assert not path.exists()
+    assert len(list(tmp_path.glob("state.json.unusable-*"))) == 1
+    assert why in caplog.text and "moved to" in caplog.text
+
+
+def test_deeply_nested_json_is_moved_aside(tmp_path, caplog):
+    path = tmp_path / "state.json"
+    path.write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    with caplog.at_level(logging.ERROR, logger="plugin.stores.snapshot"):
+        manager, _ = load_snapshot(path, clock=Clock(0))
+    assert manager.tracked_messages == 0 and not path.exists()
+    assert "moved to" in caplog.text
+
+
+def test_an_unreadable_snapshot_is_logged_and_the_server_starts_empty(
+    tmp_path, caplog, monkeypatch
+):
+    from pathlib import Path
+
+    path = tmp_path / "state.json"
+    save_snapshot(busy_manager(Clock(at("2026-11-29T00:00"))), path)
+    original = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with caplog.at_level(logging.ERROR, logger="plugin.stores.snapshot"):
+        manager, extra = load_snapshot(path, clock=Clock(0))
+    assert manager.tracked_messages == 0 and extra == {}
+    assert "cannot be read" in caplog.text and "Permission denied" in caplog.text
+    (tmp_path / "state-dir").mkdir()
+    manager, _ = load_snapshot(tmp_path / "state-dir", clock=Clock(0))  # a directory: logged
+    assert manager.tracked_messages == 0 and (tmp_path / "state-dir").is_dir()
+
+
+def test_recipient_hashes_survive_a_restart_without_a_redaction_key(tmp_path):
+    clock = Clock(at("2026-11-30T08:00"))
+    manager = MessageSessionManager(clock=clock)  # redacted, random key per process
+    manager.track_sent("wamid.A", "16505551234")
+    manager.track_sent("wamid.B")
+    path = tmp_path / "state.json"
+    save_snapshot(manager, path)
+    state = json.loads(path.read_bytes())
+    assert state["layout"] == {"redact": True, "key": None}  # no key, no fingerprint
+    again, _ = load_snapshot(path, clock=clock)
+    assert list(again.records()) == list(manager.records())
+    (hashed,) = [r for *_, r in again.records() if r is not None]
+    assert hashed == manager.redact("16505551234") and "16505551234" not in path.read_text()
+
+
+def test_the_redaction_key_is_never_stored():
+    clock = Clock(at("2026-11-29T00:00"))
+    text = json.dumps(export_state(busy_manager(clock)))
+    assert KEY not in text and "16505551234" not in text
+
+
+def test_switching_redaction_on_hashes_the_saved_numbers_and_off_keeps_hashes():
+    clock = Clock(at("2026-11-30T08:00"))
+    plain = MessageSessionManager(clock=clock, redact_recipients=False, redaction_key=KEY)
+    plain.track_sent("wamid.A", "16505551234", tag="reminder")
+    plain.track_sent("wamid.B", "not-a-number")
+    state = json.loads(json.dumps(export_state(plain)))
+    redacted = restore(state, clock=clock, redaction_key=KEY)
+    recipients = {mid: r for mid, *_, r in redacted.records()}
+    assert recipients["wamid.A"] == redacted.redact("16505551234")
+    assert recipients["wamid.B"] == dict((m, r) for m, *_, r in plain.records())["wamid.B"]
+    back = restore(json.loads(json.dumps(export_state(redacted))), clock=clock,
+                   redact_recipients=False, redaction_key=KEY)
+    assert {mid: r for mid, *_, r in back.records()} == recipients
+    tags = back.get_all_stats()["sessions"][0]["tags"]
+    assert tags["reminder"]["sent"] == 1  # the record's tag bits survive the conversions

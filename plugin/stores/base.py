@@ -66,9 +66,14 @@ class Store(Protocol):
         """True when the store answers (``GET /readyz``)."""
 
     async def track_sent(
-        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+        self,
+        message_id: str,
+        recipient: str | None = None,
+        sent_at: float | None = None,
+        *,
+        tag: str | None = None,
     ) -> bool:
-        """Start tracking a sent message."""
+        """Start tracking a sent message (``tag``: for the per-tag funnels)."""
 
     async def apply_receipt(self, receipt: Receipt) -> Outcome:
         """Apply one receipt; its one outcome."""

@@ -136,9 +136,14 @@ class MemoryStore:
     # -- the state --------------------------------------------------------------------------------
 
     async def track_sent(
-        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+        self,
+        message_id: str,
+        recipient: str | None = None,
+        sent_at: float | None = None,
+        *,
+        tag: str | None = None,
     ) -> bool:
-        return self.manager.track_sent(message_id, recipient, sent_at)
+        return self.manager.track_sent(message_id, recipient, sent_at, tag=tag)
 
     async def apply_receipt(self, receipt: Receipt) -> Outcome:
         return self.manager.apply_receipt(receipt)

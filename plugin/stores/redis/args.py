@@ -20,6 +20,7 @@ from plugin.core.records import (
     MAX_ERROR_CODE_LENGTH,
     OFFSET_MASK,
     RecipientCodec,
+    normalize_tag,
     valid_message_id,
 )
 
@@ -92,9 +93,10 @@ class ScriptArgs:
         ]
 
     def track(self, message_id: str, recipient: str | None, moment: float, now: float,
-              budget: int) -> list[Any]:
+              budget: int, tag: str | None = None) -> list[Any]:
         return [*self.header(now, budget), self.stored_id(message_id), *self.place(moment),
-                self.recipient_field(recipient)]
+                self.recipient_field(recipient), normalize_tag(tag) or "",
+                self.options.max_tags_per_session]
 
     def receipts_header(self, now: float, budget: int, count: int) -> list[Any]:
         """ARGV[1..6] of a RECEIPT batch of ``count`` receipts."""

@@ -25,6 +25,8 @@ local MAX_ERROR_CODES = @MAX_ERROR_CODES@
 local COUNTERS = @COUNTERS@
 local OUTCOMES = @OUTCOMES@
 local T = @TRANSITIONS@
+local MARKS = @MARKS@
+local INV_LOG, MAX_BUCKET, OTHER_TAG = @INV_LOG@, @MAX_BUCKET@, @OTHER_TAG@
 
 -- 1 when the layout marker was gone (Redis lost its data): it is written again.
 local function marker()
@@ -67,17 +69,27 @@ local function forget(id, sid)
   bury(id)
 end
 
+-- A pending record leaves: `counter` (expired or evicted) instead of pending, in its session's
+-- funnel and its tag's (`g`, the record's tag index, when it has one).
+local function drop_pending(sk, g, counter)
+  if redis.call('EXISTS', sk) == 0 then return end
+  redis.call('HINCRBY', sk, 'pending', -1)
+  redis.call('HINCRBY', sk, counter, 1)
+  if g then
+    redis.call('HINCRBY', sk, 'g:' .. g .. ':pending', -1)
+    redis.call('HINCRBY', sk, 'g:' .. g .. ':' .. counter, 1)
+  end
+end
+
 -- Drop one record; a still-pending one counts as expired and is announced through `out`.
 local function release(id, sid, st, t, r, reason, out)
+  local g = nil
+  if OPEN[st] then g = redis.call('HGET', mkey(id), 'g') end
   redis.call('DEL', mkey(id))
   redis.call('ZREM', okey(sid), id)
   redis.call('HINCRBY', META, 'tracked', -1)
   if OPEN[st] then
-    local sk = skey(sid)
-    if redis.call('EXISTS', sk) == 1 then
-      redis.call('HINCRBY', sk, 'pending', -1)
-      redis.call('HINCRBY', sk, 'expired', 1)
-    end
+    drop_pending(skey(sid), g, 'expired')
     local n = #out
     out[n + 1], out[n + 2], out[n + 3] = id, sid, st
     out[n + 4], out[n + 5], out[n + 6] = r or '', t, reason
@@ -112,6 +124,19 @@ local function expire(budget, out)
   end
   local dropped = redis.call('ZREMRANGEBYSCORE', TOMBS, '-inf', NOW - WINDOW)
   return released, dropped
+end
+
+-- A completed session's latency histograms, added to the totals since start (META `L…`).
+local function add_latency(fields)
+  for i = 1, #fields, 2 do
+    local f = fields[i]
+    local kind = string.sub(f, 1, 3)
+    if kind == 'ld:' or kind == 'lr:' then
+      redis.call('HINCRBY', META, 'L' .. string.sub(f, 2), fields[i + 1])
+    elseif f == 'ls:d' or f == 'ls:r' then
+      redis.call('HINCRBYFLOAT', META, 'L' .. string.sub(f, 2), fields[i + 1])
+    end
+  end
 end
 
 local function append(head, out)
@@ -149,16 +174,12 @@ local function evict_one()
   for _, sid in ipairs(redis.call('ZRANGE', SESSIONS, 0, -1)) do
     local first = redis.call('ZRANGE', okey(sid), 0, 0)[1]
     if first then
-      local st = redis.call('HGET', mkey(first), 'st')
+      local rec = redis.call('HMGET', mkey(first), 'st', 'g')
       redis.call('DEL', mkey(first))
       redis.call('ZREM', okey(sid), first)
       redis.call('HINCRBY', META, 'tracked', -1)
       redis.call('HINCRBY', META, 'evicted_total', 1)
-      local sk = skey(sid)
-      if st and OPEN[tonumber(st)] and redis.call('EXISTS', sk) == 1 then
-        redis.call('HINCRBY', sk, 'pending', -1)
-        redis.call('HINCRBY', sk, 'evicted', 1)
-      end
+      if rec[1] and OPEN[tonumber(rec[1])] then drop_pending(skey(sid), rec[2], 'evicted') end
       bury(first)
       return true
     end
@@ -177,7 +198,19 @@ local function recount()
   return n
 end
 
-local function insert(sk, sid, id, offset, sent_s, r)
+-- The index of tag `name` in session `sk`: a new one while fewer than `limit` are named, else
+-- the "other" index.
+local function tag_of(sk, name, limit)
+  local index = redis.call('HGET', sk, 'gi:' .. name)
+  if index then return index end
+  local named = tonumber(redis.call('HGET', sk, 'ntag') or '0')
+  if named >= limit then return tostring(OTHER_TAG) end
+  index = tostring(redis.call('HINCRBY', sk, 'ntag', 1))
+  redis.call('HSET', sk, 'gi:' .. name, index, 'gn:' .. index, name)
+  return index
+end
+
+local function insert(sk, sid, id, offset, sent_s, r, g, nosend)
   local tracked = tonumber(redis.call('HGET', META, 'tracked') or '0')
   while tracked >= CAP do
     if not evict_one() then
@@ -192,15 +225,19 @@ local function insert(sk, sid, id, offset, sent_s, r)
   local session_end = tonumber(redis.call('HGET', sk, 'end'))
   redis.call('PEXPIRE', ok, ms(session_end + 2 * WINDOW - NOW))
   local mk = mkey(id)
-  if r ~= '' then
-    redis.call('HSET', mk, 's', sid, 'st', QUEUED, 't', sent_s, 'r', r)
-  else
-    redis.call('HSET', mk, 's', sid, 'st', QUEUED, 't', sent_s)
-  end
+  local fields = {'s', sid, 'st', QUEUED, 't', sent_s}
+  if r ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = r end
+  if g then fields[#fields + 1] = 'g'; fields[#fields + 1] = g end
+  if nosend then fields[#fields + 1] = 'n'; fields[#fields + 1] = 1 end
+  redis.call('HSET', mk, unpack(fields))
   redis.call('PEXPIRE', mk, ms(tonumber(sent_s) + 2 * WINDOW - NOW))
   peak('peak_tracked', redis.call('HINCRBY', META, 'tracked', 1))
   redis.call('HINCRBY', sk, 'sent', 1)
   redis.call('HINCRBY', sk, 'pending', 1)
+  if g then
+    redis.call('HINCRBY', sk, 'g:' .. g .. ':sent', 1)
+    redis.call('HINCRBY', sk, 'g:' .. g .. ':pending', 1)
+  end
 end
 
 local function count_error(sk, code)
@@ -214,14 +251,45 @@ local function count_error(sk, code)
   redis.call('HINCRBY', sk, f, 1)
 end
 
--- Apply a receipt of status `new` to record `id` at `cur`: (outcome, resulting status).
-local function apply(sk, id, cur, new, code)
+-- The latency of a message that became delivered (mark 1) and/or read (mark 2): seconds from
+-- its send time `t` to the receipt's time `at`, into the session's histograms (as the core's
+-- plugin.core.latency buckets them).
+local function observe(sk, marks, seconds)
+  local bucket = 0
+  if seconds >= 1 then
+    bucket = 1 + math.floor(math.log(seconds) * INV_LOG)
+    if bucket > MAX_BUCKET then bucket = MAX_BUCKET end
+  end
+  if seconds < 0 then seconds = 0 end
+  if marks % 2 == 1 then
+    redis.call('HINCRBY', sk, 'ld:' .. bucket, 1)
+    redis.call('HINCRBYFLOAT', sk, 'ls:d', seconds)
+  end
+  if marks >= 2 then
+    redis.call('HINCRBY', sk, 'lr:' .. bucket, 1)
+    redis.call('HINCRBYFLOAT', sk, 'ls:r', seconds)
+  end
+end
+
+-- Apply a receipt of status `new` to record `id` at `cur`: (outcome, resulting status). `rec`:
+-- the record's send time, tag and no-send-time flag, and the receipt's time (nil: adopted).
+local function apply(sk, id, cur, new, code, rec)
   local row = T[cur * NSTATUS + new + 1]
   if row[1] ~= APPLIED then return row[1], cur end
   redis.call('HSET', mkey(id), 'st', row[2])
   local deltas = row[3]
   for i = 1, #deltas, 2 do
     redis.call('HINCRBY', sk, COUNTERS[deltas[i] + 1], deltas[i + 1])
+  end
+  if rec then
+    local t, g, nosend, at = rec[1], rec[2], rec[3], rec[4]
+    if g then
+      for i = 1, #deltas, 2 do
+        redis.call('HINCRBY', sk, 'g:' .. g .. ':' .. COUNTERS[deltas[i] + 1], deltas[i + 1])
+      end
+    end
+    local marks = MARKS[cur * NSTATUS + new + 1]
+    if marks > 0 and not nosend then observe(sk, marks, at - t) end
   end
   if row[2] == FAILED then count_error(sk, code) end
   return APPLIED, row[2]
@@ -253,7 +321,7 @@ ONE_RECEIPT = """
 local function receipt(a, adopt, out)
   local id, status, ts = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   if id ~= '' then
-    local rec = redis.call('HMGET', mkey(id), 's', 'st', 't', 'r')
+    local rec = redis.call('HMGET', mkey(id), 's', 'st', 't', 'r', 'g', 'n')
     if rec[1] then
       local sid, cur, t = rec[1], tonumber(rec[2]), tonumber(rec[3])
       local sk = skey(sid)
@@ -268,7 +336,9 @@ local function receipt(a, adopt, out)
           count(LATE, sk)
           return LATE, sid, '', '', '', ''
         end
-        local outcome, new = apply(sk, id, cur, status, ARGV[a + 11])
+        local at = NOW
+        if ts ~= '' then at = tonumber(ts) end
+        local outcome, new = apply(sk, id, cur, status, ARGV[a + 11], {t, rec[5], rec[6], at})
         count(outcome, sk)
         return outcome, sid, cur, new, rec[3], rec[4] or ''
       end
@@ -294,8 +364,9 @@ local function receipt(a, adopt, out)
     count(LATE)
     return LATE, '', '', '', '', ''
   end
-  insert(sk, sid, id, tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10])
-  local _, new = apply(sk, id, QUEUED, status, ARGV[a + 11])
+  -- adopted past "sent": its send time is not known (no latency for it)
+  insert(sk, sid, id, tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10], nil, status > QUEUED + 1)
+  local _, new = apply(sk, id, QUEUED, status, ARGV[a + 11], nil)
   count(ADOPTED, sk)
   return ADOPTED, sid, '', new, ARGV[a + 9], ARGV[a + 10]
 end

@@ -24,9 +24,18 @@ and its reply says so (the first field), so the store logs and counts it once.
 
 from __future__ import annotations
 
-from plugin.core.ladder import O_ADOPTED, O_APPLIED, O_LATE, O_UNKNOWN, OPEN, TRANSITIONS
+from plugin.core.ladder import (
+    LATENCY_MARKS,
+    O_ADOPTED,
+    O_APPLIED,
+    O_LATE,
+    O_UNKNOWN,
+    OPEN,
+    TRANSITIONS,
+)
+from plugin.core.latency import INVERSE_LOG_RATIO, MAX_BUCKET
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS, Status
-from plugin.core.records import MAX_ERROR_CODES
+from plugin.core.records import MAX_ERROR_CODES, OTHER_TAG
 from plugin.stores.redis import lua
 
 __all__ = [
@@ -80,6 +89,10 @@ _CONSTANTS = {
     "@SCALE@": str(SCORE_SCALE),
     "@LAYOUT@": str(LAYOUT_VERSION),
     "@RF@": str(RECEIPT_FIELDS),
+    "@MARKS@": "{" + ", ".join(str(mark) for mark in LATENCY_MARKS) + "}",
+    "@INV_LOG@": repr(INVERSE_LOG_RATIO),
+    "@MAX_BUCKET@": str(MAX_BUCKET),
+    "@OTHER_TAG@": str(OTHER_TAG),
 }
 
 
@@ -114,7 +127,8 @@ head[2] = next_due()
 return append(head, out)
 """)
 
-#: ARGV[5..]: id, session id, start, end, complete_at, offset, sent_at, recipient field.
+#: ARGV[5..]: id, session id, start, end, complete_at, offset, sent_at, recipient field, tag
+#: ('' for none), max_tags_per_session.
 #: Reply: data lost (1/0), next due, 1 tracked / 0 not, then released records as in RECEIPT.
 TRACK = _generate("#!lua" + _PROGRAM + """
 local out = {}
@@ -129,7 +143,9 @@ if rec[1] then
 end
 local sk = open_session(sid, ARGV[7], ARGV[8], ARGV[9])
 if not sk then return append({lost, next_due(), 0}, out) end
-insert(sk, sid, id, tonumber(ARGV[10]), ARGV[11], ARGV[12])
+local g = nil
+if ARGV[13] ~= '' then g = tag_of(sk, ARGV[13], tonumber(ARGV[14])) end
+insert(sk, sid, id, tonumber(ARGV[10]), ARGV[11], ARGV[12], g, false)
 return append({lost, next_due(), 1}, out)
 """)
 
@@ -171,6 +187,7 @@ redis.call('ZREM', DUE, sid)
 redis.call('DEL', okey(sid))
 if not ca then return append({lost, 'gone', #ids, 0, ''}, out) end
 local h = redis.call('HGETALL', sk)
+add_latency(h)
 local fields = {completed_at = NOW_S}
 for i = 1, #h, 2 do fields[h[i]] = h[i + 1] end
 local summary = cjson.encode(fields)

@@ -282,10 +282,15 @@ class RedisStore(EventEmitter):
     # -- public API -----------------------------------------------------------------------------
 
     async def track_sent(
-        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+        self,
+        message_id: str,
+        recipient: str | None = None,
+        sent_at: float | None = None,
+        *,
+        tag: str | None = None,
     ) -> bool:
-        """Start tracking a message this replica sent. False if it was already tracked, or its
-        session has already completed."""
+        """Start tracking a message this replica sent (``tag``: for the per-tag funnels). False
+        if it was already tracked, or its session has already completed."""
         if not valid_id(message_id):
             raise ValueError(
                 f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} ASCII characters: "
@@ -294,7 +299,7 @@ class RedisStore(EventEmitter):
         now = self._clock()
         await self._run_due(now)
         moment = now if sent_at is None else min(float(sent_at), now)
-        args = self._args.track(message_id, recipient, moment, now, self._budget)
+        args = self._args.track(message_id, recipient, moment, now, self._budget, tag)
         reply = await self._call(self._track, args)
         self._note_due(reply[1])
         self._announce_released(reply[3:])

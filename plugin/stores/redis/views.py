@@ -15,6 +15,7 @@ from plugin.core.records import (
     MAX_ERROR_CODE_LENGTH,
     MAX_ERROR_CODES,
     MAX_MESSAGE_ID_LENGTH,
+    MAX_TAG_LENGTH,
     OTHER_TAG,
 )
 from plugin.core.views import all_stats as shape_all_stats
@@ -207,6 +208,10 @@ def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_le
     record = _KEY_OVERHEAD + base_length + 3 + id_bytes + _RECORD_FIELDS + 32
     index = _ZSET_MEMBER + id_bytes
     tombstones = cap * (_ZSET_MEMBER + _TOMB_BYTES)
-    sessions = (max_sessions + 1) * _SESSION_BYTES
-    history = options.history_limit * _SUMMARY_BYTES
+    # Tags: a name field and an index field (each up to 4 bytes a character), 8 counter fields;
+    # latency: a field per histogram bucket, twice.
+    tags = (options.max_tags_per_session + 1) * (2 * (4 * MAX_TAG_LENGTH + 32) + 8 * 48)
+    latency = 2 * (MAX_BUCKET + 1) * 48
+    sessions = (max_sessions + 1) * (_SESSION_BYTES + tags + latency)
+    history = options.history_limit * (_SUMMARY_BYTES + tags + latency)
     return cap * (record + index) + tombstones + sessions + history
