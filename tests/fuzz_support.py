@@ -93,7 +93,7 @@ class ServerThread:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(app, handle_signals=False)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         self.port = 0
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._connection: http.client.HTTPConnection | None = None
