@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from plugin.core.errors import StoreUnavailable
@@ -122,9 +123,21 @@ async def test_session_completed_fires_once_with_two_replicas(replica, clock):
     assert [h["session_id"] for h in history] == ["2026-11-30"]
 
 
-async def test_replicas_share_the_redaction_key_when_none_is_set(replica):
-    first, second = await replica(redaction_key=""), await replica(redaction_key="")
+async def test_replicas_hash_alike_with_one_redaction_key_and_redis_never_holds_a_key(
+    replica, redis_url, redis_prefix
+):
+    # Issue 9: the key of recipient hashes is never stored beside them. Replicas hash a number
+    # alike through the redaction_key they share (production requires it), not through Redis.
+    first, second = await replica(redaction_key="k1"), await replica(redaction_key="k1")
     assert first.redact("16505551234") == second.redact("16505551234")
+    keyless = await replica(redaction_key="")
+    await keyless.track_sent("m-keyless", recipient="16505551234")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        names = [key.decode() for key in client.scan_iter(match="{" + redis_prefix + "}*")]
+    finally:
+        client.close()
+    assert names and not any(name.endswith(":redaction-key") for name in names)
 
 
 # -- the lease ----------------------------------------------------------------------------------

@@ -619,3 +619,21 @@ def test_hook_and_shutdown_timeouts(workdir: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(SettingsError) as exc:
         load_settings()
     assert problems(exc) == {"hook_timeout": "2h", "shutdown_timeout": "soon"}
+
+
+@pytest.mark.parametrize("durable", [{"store": "redis"}, {"state_file": "/tmp/wa-state.json"}])
+def test_production_keeping_recipients_across_restarts_requires_a_redaction_key(durable) -> None:
+    base = {
+        "env": "production", "server": {"admin_token": "admin"},
+        "meta": {"app_secret": "s", "verify_token": "v"}, **durable,
+    }
+    with pytest.raises(SettingsError) as exc:
+        Settings.from_mapping(base)
+    assert set(problems(exc)) == {"redaction_key"}
+    settings = Settings.from_mapping({**base, "redaction_key": "a-long-secret"})
+    assert not any("redaction_key" in warning for warning in settings.warnings())
+
+
+def test_development_warns_that_hashes_change_without_a_redaction_key() -> None:
+    settings = Settings.from_mapping({"meta": {"app_secret": "s"}})
+    assert any("change at each restart" in warning for warning in settings.warnings())

@@ -165,10 +165,11 @@ class Settings:
             out.append("twilio.public_url is not set: Twilio signs the public URL it calls, so "
                        "signatures are checked against the URL each request arrived on, which "
                        "differs behind a proxy")
-        if self.production and self.manager.redact_recipients and not self.manager.redaction_key:
+        if self.manager.redact_recipients and not self.manager.redaction_key:
             out.append("redaction_key is empty: recipient hashes use a random key per process, "
                        "so they change at each restart and differ between replicas; set "
-                       "WHATSAPP_REDACTION_KEY")
+                       "WHATSAPP_REDACTION_KEY (production requires it with state_file or the "
+                       "Redis store)")
         return out
 
     def as_dict(self, *, redact: bool = True) -> dict[str, Any]:

@@ -198,6 +198,13 @@ def _production_problems(settings: Mapping[str, Any]) -> list[SettingProblem]:
             variable = f"WHATSAPP_{name.upper()}__{key.upper()}"
             out.append(SettingProblem(f"{name}.{key}", None,
                                       f"a value while [{name}] is enabled ({need}: {variable})"))
+    manager: ManagerOptions = settings["manager"]
+    durable = settings["store"] == "redis" or bool(settings["state_file"])
+    if durable and manager.redact_recipients and not manager.redaction_key:
+        out.append(SettingProblem(
+            "redaction_key", "", f"a secret key while recipients are kept across restarts "
+            f"(state_file or the Redis store), so their hashes survive a restart ({need}: "
+            "WHATSAPP_REDACTION_KEY)"))
     return out
 
 

@@ -27,8 +27,8 @@ and how each structure is bounded:
   two windows after the last release.
 * ``B:history`` list of summary JSON, newest first, ``LTRIM``-ed to ``max_history_size``.
 * ``B:meta`` hash: record count, receipt outcomes since start, peaks, eviction total, last
-  cleanup. ``B:redaction-key``: the shared key of recipient hashes when ``redaction_key`` is
-  not set (so every replica hashes a number alike; production sets ``redaction_key``).
+  cleanup. The key of recipient hashes is never stored in Redis: it is ``redaction_key``
+  (required in production), or a random key of each process in development.
   ``B:lease``: the cleanup lease. ``B:format``: the layout version, also the data-loss marker
   (:mod:`plugin.stores.redis.layout`).
 
@@ -124,7 +124,10 @@ class RedisStore(EventEmitter):
         self._keys = [self._base + suffix for suffix in redis_scripts.KEY_SUFFIXES]
         self._clock = clock
         self._window = self.options.ack_tracking_window
-        self._args = ScriptArgs(self.options, self.options.redaction_key.encode()[:64])
+        # Without redaction_key, a random key of this process (hashes change at each restart and
+        # differ between replicas: development only; production requires the key).
+        key = self.options.redaction_key.encode() or secrets.token_bytes(16)
+        self._args = ScriptArgs(self.options, key[:64])
         self._batch = batch_size
         self._budget = lazy_budget
         self._redis: aioredis.Redis | None = None
@@ -164,10 +167,9 @@ class RedisStore(EventEmitter):
         try:
             with self._unavailable():
                 await client.ping()
-                if not self._args.key:
-                    key_name = self._base + ":redaction-key"
-                    await client.set(key_name, secrets.token_hex(16), nx=True)
-                    self._args.key = str(await client.get(key_name)).encode()
+                # The key of recipient hashes is never stored beside them (older versions kept
+                # one at ``{prefix}:redaction-key`` when redaction_key was not set: removed).
+                await client.delete(self._base + ":redaction-key")
                 await check_layout(client, self._base, self._args.stored_id)
         except BaseException:
             await client.aclose()
