@@ -5,13 +5,19 @@ with backoff, everything counted)."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
 from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
 from plugin.stores.deferred import DeferredWrites, deferred_writes
-from plugin.stores.idempotency import MemorySendLedger, SendRecord, key_digest
+from plugin.stores.idempotency import (
+    ENTRY_BOUND_BYTES,
+    MemorySendLedger,
+    SendRecord,
+    key_digest,
+)
 from plugin.stores.memory import MemoryStore
 from tests.serving import Clock
 
@@ -138,3 +144,25 @@ def test_a_deferred_queue_needs_room():
         DeferredWrites(capacity=0)
     with pytest.raises(ValueError):
         MemorySendLedger(1.0, capacity=0)
+
+
+async def test_the_memory_ledger_stays_under_its_bound_at_the_cap():
+    ledger = MemorySendLedger(86400.0, capacity=2_000)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for index in range(5_000):  # past the cap: the oldest go
+            digest = ledger.digest(f"reminder:appointment-{index}")
+            await ledger.claim(digest, "0123456789abcdef", 70.0)
+            await ledger.complete(digest, "0123456789abcdef",
+                                  SendRecord(f"{index:0128d}", "meta"))  # the longest ids
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    held = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert len(ledger) == 2_000
+    assert held <= ledger.memory_bound_bytes() == 2_000 * ENTRY_BOUND_BYTES
+    store = MemoryStore(MessageSessionManager())
+    without = store.memory_bound_bytes()
+    store.send_ledger()
+    assert store.memory_bound_bytes() == without + 10_000 * ENTRY_BOUND_BYTES

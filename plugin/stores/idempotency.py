@@ -30,6 +30,7 @@ from typing import Literal, Protocol, TypeAlias
 
 __all__ = [
     "DEFAULT_CAPACITY",
+    "ENTRY_BOUND_BYTES",
     "Claim",
     "MemorySendLedger",
     "SendLedger",
@@ -39,6 +40,9 @@ __all__ = [
 
 #: Most idempotency entries a ledger keeps (oldest dropped over it).
 DEFAULT_CAPACITY = 10_000
+#: Bytes one entry of :class:`MemorySendLedger` may take, a message id of the longest accepted
+#: length (128) included: measured 431 with tracemalloc, table overallocation included.
+ENTRY_BOUND_BYTES = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +88,9 @@ class SendLedger(Protocol):
         """Free ``digest`` if ``token`` still holds it (its send failed)."""
 
 
-@dataclass(slots=True)
-class _Entry:
-    expires_at: float
-    token: str  # the claimer's, while pending
-    record: SendRecord | None = None
+#: One entry: (expires_at, the claimer's token, None) while pending, then (expires_at, message
+#: id, provider). Tuples under 16-byte keys: about 300 bytes an entry plus the message id.
+_Entry: TypeAlias = tuple[float, str, str | None]
 
 
 class MemorySendLedger:
@@ -109,7 +111,7 @@ class MemorySendLedger:
         self.capacity = capacity
         self.dropped = 0  # entries dropped over the cap before they expired
         self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
     @property
     def window(self) -> float:
@@ -118,50 +120,59 @@ class MemorySendLedger:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def memory_bound_bytes(self) -> int:
+        """An upper bound of what the ledger holds at its cap."""
+        return self.capacity * ENTRY_BOUND_BYTES
+
     def digest(self, key: str) -> str:
         return key_digest(key, self._secret)
 
-    def _live(self, digest: str, now: float) -> _Entry | None:
+    def _live(self, name: bytes, now: float) -> _Entry | None:
         # Expired entries at the front go first (amortised); any other one when it is looked at.
         entries = self._entries
         while entries:
             first = next(iter(entries.values()))
-            if first.expires_at > now:
+            if first[0] > now:
                 break
             entries.popitem(last=False)
-        entry = entries.get(digest)
-        if entry is not None and entry.expires_at <= now:
-            del entries[digest]
+        entry = entries.get(name)
+        if entry is not None and entry[0] <= now:
+            del entries[name]
             return None
         return entry
 
-    def _put(self, digest: str, entry: _Entry) -> None:
-        self._entries[digest] = entry
-        self._entries.move_to_end(digest)
+    def _put(self, name: bytes, entry: _Entry) -> None:
+        self._entries[name] = entry
+        self._entries.move_to_end(name)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
             self.dropped += 1
 
+    @staticmethod
+    def _answer(entry: _Entry) -> Literal["pending"] | SendRecord:
+        _, message_id, provider = entry
+        return "pending" if provider is None else SendRecord(message_id, provider)
+
     async def claim(self, digest: str, token: str, pending_ttl: float) -> Claim:
-        now = self._clock()
-        entry = self._live(digest, now)
+        name, now = bytes.fromhex(digest), self._clock()
+        entry = self._live(name, now)
         if entry is not None:
-            return entry.record if entry.record is not None else "pending"
-        self._put(digest, _Entry(now + pending_ttl, token))
+            return self._answer(entry)
+        self._put(name, (now + pending_ttl, token, None))
         return "claimed"
 
     async def lookup(self, digest: str) -> Literal["pending"] | SendRecord | None:
-        entry = self._live(digest, self._clock())
-        if entry is None:
-            return None
-        return entry.record if entry.record is not None else "pending"
+        entry = self._live(bytes.fromhex(digest), self._clock())
+        return None if entry is None else self._answer(entry)
 
     async def complete(self, digest: str, token: str, record: SendRecord) -> None:
-        entry = self._live(digest, self._clock())
-        if entry is None or (entry.record is None and entry.token == token):
-            self._put(digest, _Entry(self._clock() + self._window, token, record))
+        name, now = bytes.fromhex(digest), self._clock()
+        entry = self._live(name, now)
+        if entry is None or (entry[2] is None and entry[1] == token):
+            self._put(name, (now + self._window, record.message_id, record.provider))
 
     async def release(self, digest: str, token: str) -> None:
-        entry = self._entries.get(digest)
-        if entry is not None and entry.record is None and entry.token == token:
-            del self._entries[digest]
+        name = bytes.fromhex(digest)
+        entry = self._entries.get(name)
+        if entry is not None and entry[2] is None and entry[1] == token:
+            del self._entries[name]

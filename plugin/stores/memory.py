@@ -94,7 +94,10 @@ class MemoryStore:
         return {"data_lost": 0}
 
     def memory_bound_bytes(self) -> int:
-        return self.manager.memory_bound_bytes()
+        ledger = self._send_ledger  # once idempotent sends are used
+        return self.manager.memory_bound_bytes() + (
+            ledger.memory_bound_bytes() if ledger is not None else 0
+        )
 
     def send_ledger(self) -> MemorySendLedger:
         """The ledger of idempotent sends, in this process (keyed with ``redaction_key``)."""
