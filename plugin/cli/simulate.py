@@ -302,8 +302,8 @@ def _text_verdict(verdict: dict[str, Any]) -> str:
         f"{limits['max_active_sessions']}), history <= {verdict['max_history_size']} (limit "
         f"{limits['max_history_size']}), tracked <= {verdict['max_tracked_messages']} (limit "
         f"{limits['max_tracked_messages']}), heap <= {verdict['max_heap_bytes'] / 1e6:.2f} MB "
-        f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB), "
-        + ("" if growth is None else f"heap growth since day {_GROWTH_REFERENCE_DAY} "
-           f"{growth:+.2f}% ")
-        + f"(heap measured on days {', '.join(verdict['heap_checkpoints'])})"
+        f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB, measured on days "
+        f"{', '.join(verdict['heap_checkpoints'])})"
+        + ("" if growth is None else f", heap growth since day {_GROWTH_REFERENCE_DAY} "
+           f"{growth:+.2f}%")
     )

@@ -3,12 +3,16 @@ pluggy) and the per-message callbacks, set only when somebody listens."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from plugin.core.model import CleanupReport, MessageExpired, SessionSummary, StatusChange
 
 __all__ = ["EventEmitter", "EventSink"]
+
+# The seed's log lines come from the manager's logger, whichever store writes them.
+log = logging.getLogger("plugin.core.manager")
 
 
 class EventSink(Protocol):
@@ -45,3 +49,20 @@ class EventEmitter:
 
     def record_hook_error(self) -> None:
         self.hook_errors += 1
+
+    def announce_completion(self, summary: SessionSummary, cleared: int) -> None:
+        """A session completed: the seed's log lines, then ``session_completed``."""
+        log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
+        log.info("Session completed and moved to history (date=%s)", summary.session_id)
+        if self._events is not None:
+            self._events.session_completed(summary)
+
+    def announce_cleanup(self, report: CleanupReport) -> CleanupReport:
+        """A cleanup ran: the seed's log line, then ``cleanup_completed``; returns ``report``."""
+        log.info(
+            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
+            report.history_trimmed, report.remaining_history,
+        )
+        if self._events is not None:
+            self._events.cleanup_completed(report)
+        return report

@@ -30,9 +30,13 @@ from plugin.core.records import (
 from plugin.core.session import MessageSession
 from plugin.core.tombstones import Tombstones
 
-__all__ = ["SessionBook"]
+__all__ = ["EXPIRY_SLICE", "SessionBook"]
 
 log = logging.getLogger("plugin.core.manager")
+
+#: Due records a receipt, send or view call releases at most (expiries and completions
+#: together); the rest is left to the next call or the server's background drain.
+EXPIRY_SLICE = 256
 
 
 class SessionBook(EventEmitter):
@@ -73,6 +77,8 @@ class SessionBook(EventEmitter):
         self._next_expiry = math.inf  # when the earliest front record's window ends
         self._slack = min(60.0, max(1.0, self._window / 1440))
         self._last_cleanup: float | None = None
+        self._backlog = False  # due work left over by a bounded _run_due
+        self._clearing: dict[str, int] = {}  # completing session -> records it held
         # The latency histograms of completed sessions, added up (for the Prometheus histogram).
         self._latency_completed = LatencyTotals()
         EventEmitter.__init__(self)
@@ -86,12 +92,13 @@ class SessionBook(EventEmitter):
         has completed (or would have by ``now``)."""
         for session in self._newest_first:
             if session.start <= moment < session.end:
-                return session
+                return session if session.complete_at > now else None  # completing: late
         period = self._calendar.period_of(moment)
         complete_at = completion_time(period, self._window, self.options.max_session_age)
         if complete_at <= now:
             return None
-        self._complete_due(now)
+        if self._complete_due(now, EXPIRY_SLICE)[1]:
+            self._backlog, self._next_due = True, -math.inf
         session = MessageSession(period.session_id, period.start, period.end, complete_at)
         self._sessions.append(session)
         self._sessions.sort(key=lambda s: s.start)
@@ -100,16 +107,37 @@ class SessionBook(EventEmitter):
         self._peak_sessions = max(self._peak_sessions, len(self._sessions))
         return session
 
-    def _complete_due(self, now: float) -> list[str]:
-        done = [s for s in self._sessions if s.complete_at <= now]
-        for session in done:
+    def _complete_due(self, now: float, budget: float = math.inf) -> tuple[list[str], bool]:
+        """Complete the sessions due by ``now``, releasing at most ``budget`` records; the
+        ids completed, and whether some due session is still being completed."""
+        completed: list[str] = []
+        for session in [s for s in self._sessions if s.complete_at <= now]:
+            budget -= self._clear(session, now, budget)
+            if session.records:
+                return completed, True
             self._complete(session, now)
-        return [s.session_id for s in done]
+            completed.append(session.session_id)
+        return completed, False
+
+    def _clear(self, session: MessageSession, now: float, budget: float) -> int:
+        """Release up to ``budget`` records of a completing session, in send order."""
+        records, order = session.records, session.order
+        self._clearing.setdefault(session.session_id, len(records))
+        released = 0
+        while records and released < budget:
+            if order:
+                message_id = order.popleft()
+                packed = records.get(message_id)
+                if packed is None:
+                    continue
+            else:  # a record the send order lacks
+                message_id, packed = next(iter(records.items()))
+            self._release(session, message_id, packed, now, "session")
+            released += 1
+        return released
 
     def _complete(self, session: MessageSession, now: float) -> None:
-        cleared = len(session.records)
-        for message_id, packed in list(session.records.items()):
-            self._release(session, message_id, packed, now, "session")
+        cleared = self._clearing.pop(session.session_id, 0)
         self._sessions.remove(session)
         self._newest_first = self._sessions[::-1]
         self._latency_completed.add(
@@ -120,10 +148,7 @@ class SessionBook(EventEmitter):
             if len(self._history) == self._history.maxlen:
                 self._history_trimmed += 1
             self._history.append(summary)
-        log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
-        log.info("Session completed and moved to history (date=%s)", session.session_id)
-        if self._events is not None:
-            self._events.session_completed(summary)
+        self.announce_completion(summary, cleared)
 
     # -- records --------------------------------------------------------------------------------
 
@@ -161,11 +186,12 @@ class SessionBook(EventEmitter):
                 reason=reason,
             ))
 
-    def _expire_records(self, now: float) -> int:
-        """Release every record whose window is over, reading each session in send order;
-        records adopted out of order are caught on lookup or at completion. Sets the time of
-        the next expiry (the earliest front record's). In a session due to complete, only the
-        records whose window ended before its completion expire by window."""
+    def _expire_records(self, now: float, budget: float = math.inf) -> tuple[int, bool]:
+        """Release the records whose window is over (at most ``budget``), reading each session
+        in send order; records adopted out of order are caught on lookup or at completion.
+        Sets the time of the next expiry (the earliest front record's). In a session due to
+        complete, only the records whose window ended before its completion expire by window.
+        Returns how many were released and whether the budget ran out first."""
         released = 0
         next_expiry = math.inf
         for session in self._sessions:
@@ -179,11 +205,13 @@ class SessionBook(EventEmitter):
                     if sent_at > cutoff:
                         next_expiry = min(next_expiry, sent_at + self._window)
                         break
+                    if released >= budget:
+                        return released, True
                     self._release(session, message_id, packed, now, "window")
                     released += 1
                 order.popleft()
         self._next_expiry = next_expiry
-        return released
+        return released, False
 
     def _schedule(self) -> None:
         # Expiry on the receipt path runs in batches (at most ``_slack`` late): a receipt for a
@@ -194,13 +222,23 @@ class SessionBook(EventEmitter):
             if session.complete_at < self._next_due:
                 self._next_due = session.complete_at
 
-    def _run_due(self, now: float) -> tuple[int, list[str]]:
+    def _run_due(self, now: float, budget: float = math.inf) -> tuple[int, list[str]]:
+        """Release what is due by ``now``: at most ``budget`` records (expiries first, then
+        completions). What is left stays due: the next call (or the server's background
+        drain) goes on with it, and answers stay exact meanwhile (a record past its window,
+        or in a session past its completion, is late when a receipt reaches it)."""
         # Windows that ended before a completion are released first, so that they count as
         # expired by "window", as they would have with a timely call.
-        released = self._expire_records(now)
-        completed = self._complete_due(now)
+        released, more = self._expire_records(now, budget)
+        completed: list[str] = []
+        if not more:
+            completed, more = self._complete_due(now, budget - released)
         self._tombstones.expire(now)
-        self._schedule()
+        self._backlog = more
+        if more:
+            self._next_due = -math.inf  # the next call goes on with it
+        else:
+            self._schedule()
         return released, completed
 
     def _evict_one(self) -> None:

@@ -35,7 +35,7 @@ from plugin.core.ladder import (
     TRANSITIONS,
 )
 from plugin.core.latency import INVERSE_LOG_RATIO, MAX_BUCKET, LatencyTotals
-from plugin.core.lifecycle import SessionBook
+from plugin.core.lifecycle import EXPIRY_SLICE, SessionBook
 from plugin.core.memory_bound import max_active_sessions, memory_bound_bytes
 from plugin.core.model import (
     CleanupReport,
@@ -117,7 +117,7 @@ class MessageSessionManager(SessionBook):
         already completed."""
         now = self._clock()
         if now >= self._next_due:
-            self._run_due(now)
+            self._run_due(now, EXPIRY_SLICE)
         moment = now if sent_at is None else min(_seconds(sent_at), now)
         if message_id.__class__ is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
             check_message_id(message_id)
@@ -126,6 +126,8 @@ class MessageSessionManager(SessionBook):
                 return False
         for session in self._newest_first:
             if session.start <= moment < session.end:
+                if session.complete_at <= now:
+                    return False  # its session is completing (a slice at a time)
                 break
         else:
             found = self._session_for(moment, now)
@@ -147,7 +149,7 @@ class MessageSessionManager(SessionBook):
         """Apply one receipt; return its one outcome."""
         now = self._clock()
         if now >= self._next_due:
-            self._run_due(now)
+            self._run_due(now, EXPIRY_SLICE)
         message_id = receipt.message_id
         for session in self._newest_first:
             packed = session.records.get(message_id)
@@ -160,6 +162,9 @@ class MessageSessionManager(SessionBook):
         if session.start + ((packed >> OFFSET_SHIFT) & OFFSET_MASK) <= cutoff:
             # Its window is over but lazy expiry has not reached it yet.
             self._release(session, message_id, packed, now, "window")
+            return self._late(session)
+        if session.complete_at <= now:  # its session is completing, a slice at a time
+            self._release(session, message_id, packed, now, "session")
             return self._late(session)
         if timestamp is not None and timestamp <= cutoff:
             return self._late(session)
@@ -274,8 +279,9 @@ class MessageSessionManager(SessionBook):
         trimmed_before = self._history_trimmed
         expired_before = self._expired_total
         self._expire_records(now)
-        completed = self._complete_due(now)
+        completed, _ = self._complete_due(now)
         dropped = self._tombstones.expire(now)
+        self._backlog = False
         self._schedule()
         self._last_cleanup = now
         report = CleanupReport(
@@ -286,13 +292,7 @@ class MessageSessionManager(SessionBook):
             remaining_history=self.history_size,
             tombstones_dropped=dropped,
         )
-        log.info(
-            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
-            report.history_trimmed, report.remaining_history,
-        )
-        if self._events is not None:
-            self._events.cleanup_completed(report)
-        return report
+        return self.announce_cleanup(report)
 
     # -- views ----------------------------------------------------------------------------------
 
@@ -349,6 +349,21 @@ class MessageSessionManager(SessionBook):
     def settle(self, now: float | None = None) -> None:
         """Apply every completion and expiry due by ``now``, exactly (the views call it)."""
         self._run_due(self._clock() if now is None else now)
+
+    def settle_slice(self, limit: int = EXPIRY_SLICE) -> bool:
+        """Apply at most ``limit`` of the releases due now (expiries, then completions);
+        True while more are due. A server calls it from a background task, yielding between
+        slices, so that no call does unbounded work on its event loop."""
+        now = self._clock()
+        if now < self._next_due:
+            return False
+        self._run_due(now, limit)
+        return self._backlog
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether due releases are waiting (a burst larger than one slice)."""
+        return self._backlog
 
     def get_all_stats(self) -> dict[str, Any]:
         self.settle()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields
-from urllib.parse import urlsplit, urlunsplit
 
 from plugin.core.options import MANAGER_KEYS
+from plugin.core.redaction import REDACTED, redact_url
 
 __all__ = [
     "DEFAULT_ENV",
@@ -44,7 +44,6 @@ ENV_VARIABLE = "WHATSAPP_ENV"
 SETTINGS_FILE_VARIABLE = "WHATSAPP_SETTINGS_FILE"
 DEFAULT_ENV = "development"
 PRODUCTION = "production"
-REDACTED = "***"
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -182,12 +181,3 @@ def format_size(size: int) -> str:
     return str(size)
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its password shown as "***"."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -5,6 +5,7 @@ every ``snapshot_interval`` and when it closes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -42,6 +43,7 @@ class MemoryStore:
         #: What the server saves beside the manager's state (its webhook counters).
         self.extra_state: Callable[[], dict[str, Any]] = dict
         self._send_ledger: MemorySendLedger | None = None
+        self._wake: asyncio.Event | None = None  # set when a call left due releases
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], float] = time.time) -> MemoryStore:
@@ -83,6 +85,38 @@ class MemoryStore:
             sink, status_changed=status_changed, message_expired=message_expired
         )
 
+    # -- bounded expiry ---------------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Apply every release due now (expiries, completions), one slice at a time: between
+        slices the loop runs, and the next slice waits for room in the event queue when the
+        sink applies backpressure (``HookEvents.room``), so no event is dropped."""
+        # The manager's sink, however it was attached (through this store or directly).
+        room = getattr(self.manager._events, "room", None)
+        while True:
+            if room is not None:
+                await room()  # before each slice: the queue holds at most one slice more
+            if not self.manager.settle_slice():
+                return
+            await asyncio.sleep(0)
+
+    async def _drainer(self) -> None:
+        # Woken by a call that left a backlog; otherwise looks once a second (completions and
+        # expiries become due with no traffic too).
+        self._wake = wake = asyncio.Event()  # of this loop: a store may outlive one
+        while True:
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("expiry drain failed")
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), 1.0)
+
+    def _left_work(self) -> None:
+        if self._wake is not None and self.manager.backlogged:
+            self._wake.set()
+
     def record_hook_error(self) -> None:
         self.manager.record_hook_error()
 
@@ -114,7 +148,7 @@ class MemoryStore:
         return None
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._snapshots()] if self.state_file else []
+        return [self._drainer(), *([self._snapshots()] if self.state_file else [])]
 
     async def _snapshots(self) -> None:
         # A crash loses at most what happened since the last of these.
@@ -146,10 +180,14 @@ class MemoryStore:
         *,
         tag: str | None = None,
     ) -> bool:
-        return self.manager.track_sent(message_id, recipient, sent_at, tag=tag)
+        tracked = self.manager.track_sent(message_id, recipient, sent_at, tag=tag)
+        self._left_work()
+        return tracked
 
     async def apply_receipt(self, receipt: Receipt) -> Outcome:
-        return self.manager.apply_receipt(receipt)
+        outcome = self.manager.apply_receipt(receipt)
+        self._left_work()
+        return outcome
 
     async def apply_receipts(self, receipts: Sequence[Receipt]) -> list[Outcome]:
         apply = self.manager.apply_receipt
@@ -159,18 +197,26 @@ class MemoryStore:
             try:
                 for receipt in items:
                     outcomes.append(apply(receipt))
+                self._left_work()
                 return outcomes
             except Exception:  # one receipt never takes its batch down
                 log.exception("applying a receipt failed")
                 self.manager.record_hook_error()
 
+    # The views and cleanup drain what is due in slices first, so that the synchronous call
+    # that settles the rest and reports is short.
+
     async def cleanup(self, now: float | None = None) -> CleanupReport | None:
+        if now is None:
+            await self.drain()
         return self.manager.cleanup(now)
 
     async def get_all_stats(self) -> dict[str, Any]:
+        await self.drain()
         return self.manager.get_all_stats()
 
     async def get_debug_info(self) -> dict[str, Any]:
+        await self.drain()
         return self.manager.get_debug_info()
 
 

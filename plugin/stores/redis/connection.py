@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -32,20 +31,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from plugin.core.errors import StoreUnavailable
+from plugin.core.redaction import redact_url
 
 __all__ = ["open_client", "redact_url", "retry_after_of", "unavailable"]
 
 log = logging.getLogger("plugin.stores.redis.store")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def retry_after_of(exc: BaseException) -> tuple[str, int]:

@@ -361,13 +361,7 @@ class RedisStore(EventEmitter):
             remaining_history=remaining if self.options.history_limit > 0 else 0,
             tombstones_dropped=dropped,
         )
-        log.info(
-            "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
-            report.history_trimmed, report.remaining_history,
-        )
-        if self._events is not None:
-            self._events.cleanup_completed(report)
-        return report
+        return self.announce_cleanup(report)
 
     # -- lease, completion, expiry --------------------------------------------------------------
 
@@ -440,11 +434,7 @@ class RedisStore(EventEmitter):
         return completed, trimmed, expired
 
     def _completed(self, fields: dict[str, str], cleared: int) -> None:
-        summary = summary_of(fields)
-        log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
-        log.info("Session completed and moved to history (date=%s)", summary.session_id)
-        if self._events is not None:
-            self._events.session_completed(summary)
+        self.announce_completion(summary_of(fields), cleared)
 
     async def _expire_all(
         self, now: float, token: str, *, mark_cleanup: bool = False
