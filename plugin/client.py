@@ -118,9 +118,7 @@ class WhatsAppClient:
         self.replayed = 0  # idempotent sends answered without calling the provider
 
     @classmethod
-    def from_settings(
-        cls, meta: MetaSettings, **kwargs: Any
-    ) -> WhatsAppClient | None:
+    def from_settings(cls, meta: MetaSettings, **kwargs: Any) -> WhatsAppClient | None:
         """A client for ``[meta]`` settings, or None when phone_number_id or access_token is
         not set (sending is then not configured)."""
         if not meta.phone_number_id or not meta.access_token:
@@ -168,16 +166,18 @@ class WhatsAppClient:
         *,
         preview_url: bool = False,
         idempotency_key: str | None = None,
+        tag: str | None = None,
     ) -> SendResult:
-        """Send a text message; returns the provider's message id. With ``idempotency_key``,
-        a send with the same key within ``ack_tracking_window`` is not repeated."""
+        """Send a text message, tracked under ``tag``; returns the provider's message id. With
+        ``idempotency_key``, a send with that key within ``ack_tracking_window`` is not
+        repeated."""
         return await self._send_keyed(OutboundMessage(to, {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": to,
             "type": "text",
             "text": {"body": body, "preview_url": preview_url},
-        }), idempotency_key)
+        }, tag=tag), idempotency_key)
 
     async def send_template(
         self,
@@ -187,11 +187,12 @@ class WhatsAppClient:
         components: list[dict[str, Any]] | None = None,
         *,
         idempotency_key: str | None = None,
+        tag: str | None = None,
     ) -> SendResult:
         """Send an approved template (the only kind of message allowed outside the 24-hour
-        customer-service window: appointment reminders are templates). With
-        ``idempotency_key`` (e.g. the appointment id), a send with the same key within
-        ``ack_tracking_window`` is not repeated."""
+        customer-service window: appointment reminders are templates), tracked under ``tag``
+        (default: the template's name). With ``idempotency_key`` (the appointment id, say), a
+        send with that key within ``ack_tracking_window`` is not repeated."""
         template: dict[str, Any] = {"name": name, "language": {"code": language}}
         if components:
             template["components"] = components
@@ -201,7 +202,7 @@ class WhatsAppClient:
             "to": to,
             "type": "template",
             "template": template,
-        }), idempotency_key)
+        }, tag=name if tag is None else tag), idempotency_key)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Run the send middlewares around the provider call."""

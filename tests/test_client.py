@@ -529,3 +529,26 @@ async def test_sends_are_tracked_by_their_message_key_and_meet_acks_in_any_chat_
     summary = (await stats(client))["summary"]
     assert (summary["receipts"]["applied"], summary["receipts"]["adopted"]) == (1, 0)
     assert (summary["sent"], summary["delivered"]) == (1, 1)
+
+
+# --- tags -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_sends_are_counted_under_their_tag(aiohttp_client, graph, store, request):
+    extra: dict[str, Any] = {}
+    if store == "redis":
+        extra = {"store": "redis", "redis_url": request.getfixturevalue("redis_url"),
+                 "redis_prefix": request.getfixturevalue("redis_prefix")}
+    app = create_app(make_settings({**sending(graph), **extra}), clock=Clock(),
+                     entry_points=False)
+    client = await aiohttp_client(app)
+    whatsapp = app[CLIENT_KEY]
+    await whatsapp.send_template(NUMBER, "appointment_reminder", "en_US")  # tag: its name
+    await whatsapp.send_template(NUMBER, "appointment_reminder", "en_US", tag="reminders")
+    await whatsapp.send_text(NUMBER, "Your results are ready", tag="lab_results")
+    await whatsapp.send_text(NUMBER, "hello")  # in no tag
+    session = (await stats(client))["sessions"][0]
+    assert session["sent"] == 4
+    assert {tag: funnel["sent"] for tag, funnel in session["tags"].items()} == {
+        "appointment_reminder": 1, "reminders": 1, "lab_results": 1}

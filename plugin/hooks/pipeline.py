@@ -27,11 +27,13 @@ Middleware = Callable[[Handler, Any, dict[str, Any]], Awaitable[Any]]
 
 @dataclass(slots=True)
 class OutboundMessage:
-    """A message on its way out: the recipient and the provider's JSON payload."""
+    """A message on its way out: the recipient, the provider's JSON payload and the tag its
+    tracking counts it under (None: in no tag)."""
 
     to: str
     payload: dict[str, Any]
     provider: str = "meta"
+    tag: str | None = None
 
 
 @dataclass(slots=True)

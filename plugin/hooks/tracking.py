@@ -46,12 +46,13 @@ class SessionTrackingPlugin:
     async def send(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
         result = await handler(event, data)
         if isinstance(event, OutboundMessage) and isinstance(result, SendResult):
-            await self.track(result)
+            await self.track(result, event.tag)
         return result
 
-    async def track(self, result: SendResult) -> None:
+    async def track(self, result: SendResult, tag: str | None = None) -> None:
         """Track a message the provider accepted, by its message key (a serialized
-        whatsapp-web.js / WAHA id by its key part: no number in the id); never raises."""
+        whatsapp-web.js / WAHA id by its key part: no number in the id), under ``tag``;
+        never raises."""
         manager = self.manager
         key = message_key(result.provider, result.message_id)
         if not key:
@@ -60,14 +61,14 @@ class SessionTrackingPlugin:
                       result.provider)
             return
         try:
-            await manager.track_sent(key, recipient=result.to)
+            await manager.track_sent(key, recipient=result.to, tag=tag)
         except StoreUnavailable as exc:
             sent_at = time.time()  # the retry keeps the message in the session it was sent in
             label = f"{key} to {manager.redact(result.to)}"
             log.warning("tracking of %s deferred: %s", label, exc)
 
             async def retry() -> None:
-                await manager.track_sent(key, recipient=result.to, sent_at=sent_at)
+                await manager.track_sent(key, recipient=result.to, sent_at=sent_at, tag=tag)
 
             deferred_writes(manager).defer("track", label, retry)
         except Exception:
