@@ -96,7 +96,7 @@ _LAZY = {
     "RUNTIME_KEY": "plugin.server.runtime",
     "SETTINGS_KEY": "plugin.server.runtime",
     "WhatsAppClient": "plugin.client",
-    "SendError": "plugin.client",
+    "SendError": "plugin.client",  # defined beside SendResult in plugin.hooks.pipeline
 }
 
 

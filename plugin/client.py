@@ -33,7 +33,7 @@ from plugin.core.errors import StoreUnavailable
 from plugin.core.manager import MessageSessionManager
 from plugin.core.records import message_key
 from plugin.hooks.events import call_hook
-from plugin.hooks.pipeline import Handler, OutboundMessage, SendResult, build_chain
+from plugin.hooks.pipeline import Handler, OutboundMessage, SendError, SendResult, build_chain
 from plugin.hooks.plugins import collect_middlewares
 from plugin.settings.loading import MetaSettings
 from plugin.stores.base import Store, as_store
@@ -47,40 +47,6 @@ log = logging.getLogger("plugin.client")
 #: How long idempotency records last without a store (a store uses its ack_tracking_window).
 DEFAULT_IDEMPOTENCY_WINDOW = 24 * 3600.0
 _ACCEPTED = "whatsapp_accepted"  # the provider's result, in the send pipeline's data
-
-
-class SendError(Exception):
-    """A send the provider refused, or that never reached it.
-
-    ``code`` and ``details`` are the provider's (Graph API ``error.code``,
-    ``error.error_data.details``); ``http_status`` is ``None`` when no answer came back.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        http_status: int | None = None,
-        details: str | None = None,
-        provider: str = "meta",
-        trace_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.http_status = http_status
-        self.details = details
-        self.provider = provider
-        self.trace_id = trace_id
-
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.code is not None:
-            parts.append(f"code {self.code}")
-        if self.http_status is not None:
-            parts.append(f"HTTP {self.http_status}")
-        return f"{parts[0]} ({', '.join(parts[1:])})" if len(parts) > 1 else parts[0]
 
 
 class WhatsAppClient:

@@ -17,6 +17,7 @@ __all__ = [
     "Middleware",
     "MiddlewareRegistry",
     "OutboundMessage",
+    "SendError",
     "SendResult",
     "build_chain",
 ]
@@ -73,3 +74,37 @@ def build_chain(middlewares: Sequence[Middleware], handler: Handler) -> Handler:
     for middleware in reversed(middlewares):
         handler = partial(middleware, handler)
     return handler
+
+
+class SendError(Exception):
+    """A send the provider refused, or that never reached it.
+
+    ``code`` and ``details`` are the provider's (Graph API ``error.code``,
+    ``error.error_data.details``); ``http_status`` is ``None`` when no answer came back.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        details: str | None = None,
+        provider: str = "meta",
+        trace_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.details = details
+        self.provider = provider
+        self.trace_id = trace_id
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        return f"{parts[0]} ({', '.join(parts[1:])})" if len(parts) > 1 else parts[0]
