@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from plugin.core.model import InboundMessage, Receipt, ReceiptError
-from plugin.core.records import MAX_MESSAGE_ID_LENGTH
+from plugin.core.records import MAX_MESSAGE_ID_LENGTH, valid_message_id
 
 __all__ = [
     "AdapterError",
@@ -183,14 +183,8 @@ def _loose_bytes(text: str) -> bytes:
 
 
 def is_message_id(value: object) -> TypeGuard[str]:
-    """A usable message id: a non-empty printable ASCII string of at most
-    ``MAX_MESSAGE_ID_LENGTH`` characters (so no control character, no lone surrogate)."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= MAX_MESSAGE_ID_LENGTH
-        and value.isascii()
-        and value.isprintable()
-    )
+    """A usable message id: the core's rule (:func:`plugin.core.records.valid_message_id`)."""
+    return valid_message_id(value)
 
 
 def epoch_seconds(value: object) -> float | None:

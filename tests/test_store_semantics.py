@@ -291,6 +291,20 @@ async def test_over_the_cap_the_oldest_is_evicted(make_store, clock):
     assert await store.apply_receipt(rcpt("m0", D, clock())) == Outcome.LATE
 
 
+async def test_a_pending_record_evicted_by_the_cap_is_announced_like_an_expiry(
+    make_store, clock, events
+):
+    # DESIGN.md rule 4: a clinic hears that a pending reminder was dropped under overload.
+    store = await make_store(max_tracked_messages=2)
+    await store.track_sent("m0", PHONE)
+    await store.track_sent("m1")
+    await store.apply_receipt(rcpt("m1", D, clock()))
+    await store.track_sent("m2")  # evicts m0, pending: announced
+    await store.track_sent("m3")  # evicts m1, delivered: not announced
+    assert [(e.message_id, e.reason, e.status) for e in events.expired] == [("m0", "evicted", Q)]
+    assert events.expired[0].recipient == store.redact(PHONE)
+
+
 async def test_a_receipt_after_release_is_late_not_adopted(make_store, clock):
     store = await make_store(ack_tracking_window="12h")
     await store.track_sent("m1")

@@ -134,7 +134,7 @@ class MessageSessionManager(SessionBook):
             if found is None:
                 return False
             session = found
-        if not message_id.isascii():
+        if not (message_id.isascii() and message_id.isprintable()):
             check_message_id(message_id)
         offset = min(int(moment - session.start), OFFSET_MASK)
         packed = (self._codec.field(recipient) << RECIPIENT_SHIFT) | (offset << OFFSET_SHIFT)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from plugin.core.durations import DURATION_HELP, format_duration, parse_duration
 from plugin.core.errors import SettingProblem, SettingsError
 from plugin.core.records import MAX_TAGS
+from plugin.core.values import parse_bool, parse_int
 
 __all__ = [
     "DEFAULTS",
@@ -105,26 +106,6 @@ _DURATION_KEYS = frozenset(
 )
 
 
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
-        return False
-    raise ValueError(value)
-
-
-def _int(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise ValueError(value)
-
-
 class _Resolver:
     """Checks the merged values one key at a time, collecting every problem."""
 
@@ -173,7 +154,7 @@ class _Resolver:
 
     def integer(self, key: str, low: int, high: int) -> None:
         try:
-            number = _int(self.merged[key])
+            number = parse_int(self.merged[key])
         except ValueError:
             number = low - 1
         if not low <= number <= high:
@@ -183,7 +164,7 @@ class _Resolver:
 
     def boolean(self, key: str) -> None:
         try:
-            self.out[key] = _bool(self.merged[key])
+            self.out[key] = parse_bool(self.merged[key])
         except ValueError:
             self.problem(key, "true or false")
 

@@ -14,6 +14,7 @@ delivery latency), bits 72-77 the message's tag index in its session (0: untagge
 from __future__ import annotations
 
 import hashlib
+from typing import TypeGuard
 
 __all__ = [
     "HASHED_FLAG",
@@ -82,12 +83,14 @@ RECIPIENT_CACHE_SIZE = 1024
 _STRIP = str.maketrans("", "", "+ -().\t")
 
 
-def valid_message_id(message_id: object) -> bool:
-    """An id every store accepts: 1 to 128 ASCII characters."""
+def valid_message_id(message_id: object) -> TypeGuard[str]:
+    """An id every store and adapter accepts: 1 to 128 printable ASCII characters (so no control
+    character and no lone surrogate)."""
     return (
         isinstance(message_id, str)
         and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
         and message_id.isascii()
+        and message_id.isprintable()
     )
 
 
@@ -95,10 +98,9 @@ def check_message_id(message_id: object) -> str:
     """``message_id`` if :func:`valid_message_id`, else ``ValueError``."""
     if not valid_message_id(message_id):
         raise ValueError(
-            f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} ASCII characters: "
+            f"message id must be 1 to {MAX_MESSAGE_ID_LENGTH} printable ASCII characters: "
             f"{message_id!r:.80}"
         )
-    assert isinstance(message_id, str)
     return message_id
 
 

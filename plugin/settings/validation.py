@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from plugin.core.durations import DURATION_HELP, format_duration, parse_duration
 from plugin.core.errors import SettingProblem, SettingsError
 from plugin.core.options import MANAGER_KEYS, ManagerOptions, resolve_options
+from plugin.core.values import parse_bool, parse_int
 from plugin.settings.schema import (
     DEFAULT_ENV,
     KIB,
@@ -264,21 +265,18 @@ class _Reader:
         return first if first == second else (first, second)
 
     def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on"}:
-            return True
-        if isinstance(value, str) and value.strip().lower() in {"false", "0", "no", "off"}:
-            return False
-        if isinstance(value, bool):
-            return value
-        self.fail(key, "true or false")
-        return default
+        try:
+            return parse_bool(self.data.get(key, default))
+        except ValueError:
+            self.fail(key, "true or false")
+            return default
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        try:
+            value = parse_int(self.data.get(key, default))
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
             self.fail(key, f"an integer from {low} to {high}")
             return default
         return value

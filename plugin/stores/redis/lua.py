@@ -169,17 +169,23 @@ local function open_session(sid, start_s, end_s, complete_s)
   return sk
 end
 
--- Drop the oldest record: the front of the oldest session's send order.
-local function evict_one()
+-- Drop the oldest record: the front of the oldest session's send order. A pending one counts
+-- as evicted and is announced through `out`, like an expiry (reason 'evicted').
+local function evict_one(out)
   for _, sid in ipairs(redis.call('ZRANGE', SESSIONS, 0, -1)) do
     local first = redis.call('ZRANGE', okey(sid), 0, 0)[1]
     if first then
-      local rec = redis.call('HMGET', mkey(first), 'st', 'g')
+      local rec = redis.call('HMGET', mkey(first), 'st', 'g', 't', 'r')
       redis.call('DEL', mkey(first))
       redis.call('ZREM', okey(sid), first)
       redis.call('HINCRBY', META, 'tracked', -1)
       redis.call('HINCRBY', META, 'evicted_total', 1)
-      if rec[1] and OPEN[tonumber(rec[1])] then drop_pending(skey(sid), rec[2], 'evicted') end
+      if rec[1] and OPEN[tonumber(rec[1])] then
+        drop_pending(skey(sid), rec[2], 'evicted')
+        local n = #out
+        out[n + 1], out[n + 2], out[n + 3] = first, sid, tonumber(rec[1])
+        out[n + 4], out[n + 5], out[n + 6] = rec[4] or '', rec[3], 'evicted'
+      end
       bury(first)
       return true
     end
@@ -210,10 +216,10 @@ local function tag_of(sk, name, limit)
   return index
 end
 
-local function insert(sk, sid, id, offset, sent_s, r, g, nosend)
+local function insert(sk, sid, id, offset, sent_s, r, g, nosend, out)
   local tracked = tonumber(redis.call('HGET', META, 'tracked') or '0')
   while tracked >= CAP do
-    if not evict_one() then
+    if not evict_one(out) then
       tracked = recount()
       break
     end
@@ -365,7 +371,8 @@ local function receipt(a, adopt, out)
     return LATE, '', '', '', '', ''
   end
   -- adopted past "sent": its send time is not known (no latency for it)
-  insert(sk, sid, id, tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10], nil, status > QUEUED + 1)
+  insert(sk, sid, id, tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10], nil, status > QUEUED + 1,
+         out)
   local _, new = apply(sk, id, QUEUED, status, ARGV[a + 11], nil)
   count(ADOPTED, sk)
   return ADOPTED, sid, '', new, ARGV[a + 9], ARGV[a + 10]

@@ -145,7 +145,7 @@ local sk = open_session(sid, ARGV[7], ARGV[8], ARGV[9])
 if not sk then return append({lost, next_due(), 0}, out) end
 local g = nil
 if ARGV[13] ~= '' then g = tag_of(sk, ARGV[13], tonumber(ARGV[14])) end
-insert(sk, sid, id, tonumber(ARGV[10]), ARGV[11], ARGV[12], g, false)
+insert(sk, sid, id, tonumber(ARGV[10]), ARGV[11], ARGV[12], g, false, out)
 return append({lost, next_due(), 1}, out)
 """)
 
