@@ -30,6 +30,12 @@ test: lint
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# Fuzzing: the CI profile runs in `make test`; this is the long one (100,000 requests in all,
+# both stores) and prints the counts (requests, answers by status, parsed receipts, outcomes).
+.PHONY: fuzz
+fuzz: install
+	WA_FUZZ_PROFILE=long $(BIN)/pytest -q -s -p no:cacheprovider tests/test_fuzz_webhooks.py
+
 # docs/img/status-page.png: the status page in headless Chromium, after a few simulated days.
 .PHONY: screenshot
 screenshot: install

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import ParseResult, epoch_seconds, is_message_id, recipient_number
+from adapters.base import ParseResult, epoch_seconds, is_message_id, recipient_number, shown
 from plugin.core.model import Receipt, ReceiptError, Status
 from plugin.core.records import message_key
 
@@ -78,11 +78,11 @@ def ack_receipt(
     """
     raw_id = item.get("id")
     if not is_message_id(raw_id):
-        result.reject(f"ack with an unusable id {raw_id!r:.60}")
+        result.reject(f"ack with an unusable id {shown(raw_id)}")
         return
     message_id = message_key(provider, raw_id)
     if not is_message_id(message_id):
-        result.reject(f"ack with an unusable id {raw_id!r:.60}")
+        result.reject(f"ack with an unusable id {shown(raw_id)}")
         return
     ack = item.get("ack")
     if type(ack) is not int:

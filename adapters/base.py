@@ -34,6 +34,7 @@ __all__ = [
     "recipient_number",
     "secret_bytes",
     "secrets_of",
+    "shown",
     "verify_hex_hmac",
 ]
 
@@ -197,19 +198,19 @@ def epoch_seconds(value: object) -> float | None:
         return None
     if isinstance(value, str):
         if not _DECIMAL.fullmatch(value):
-            raise ValueError(f"timestamp {value!r:.40} is not a decimal number")
+            raise ValueError(f"timestamp {shown(value, 40)} is not a decimal number")
     elif type(value) is not int and type(value) is not float:
         raise ValueError(f"timestamp of type {type(value).__name__} is not a number")
     try:
         seconds = float(value)
     except OverflowError:
-        raise ValueError(f"timestamp {value!r:.40} is out of range") from None
+        raise ValueError(f"timestamp {shown(value, 40)} is out of range") from None
     if not 0.0 <= seconds < math.inf:
-        raise ValueError(f"timestamp {value!r:.40} is not a finite, non-negative time")
+        raise ValueError(f"timestamp {shown(value, 40)} is not a finite, non-negative time")
     if seconds > MILLISECONDS_ABOVE:
         seconds /= 1000.0
         if seconds > MILLISECONDS_ABOVE:  # not a time in seconds nor in milliseconds
-            raise ValueError(f"timestamp {value!r:.40} is out of range")
+            raise ValueError(f"timestamp {shown(value, 40)} is out of range")
     return seconds
 
 
@@ -292,6 +293,19 @@ def clean_text(value: object) -> str | None:
 def receipt_error(code: object, title: object, details: object) -> ReceiptError:
     """A validated ``ReceiptError`` (``ValueError`` for a code that is not a number)."""
     return ReceiptError(error_code(code), clean_text(title), clean_text(details))
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A short, safe spelling of a client's value for a log line: a string cut first, then
+    ASCII-escaped (no lone surrogate reaches a log file); a number cut; any other value by its
+    type only (a deeply nested one is never walked)."""
+    if isinstance(value, str):
+        return ascii(value[:limit])
+    if value is None or type(value) is bool or type(value) is float:
+        return repr(value)
+    if type(value) is int:
+        return repr(value) if -_BIG < value < _BIG else "<a huge integer>"
+    return f"<{type(value).__name__}>"
 
 
 def load_json(body: bytes) -> Any:

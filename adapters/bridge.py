@@ -37,6 +37,7 @@ from adapters.base import (
     WebhookRequest,
     header,
     load_json,
+    shown,
     verify_hex_hmac,
 )
 from plugin.core.model import Status
@@ -87,7 +88,7 @@ def parse(body: bytes) -> ParseResult:
         raise MalformedBody("body is not a JSON object")
     library = document.get("library")
     if library is not None and (type(library) is not str or library not in LIBRARIES):
-        raise MalformedBody(f"library {str(library)[:40]!a} is not one of {sorted(LIBRARIES)}")
+        raise MalformedBody(f"library {shown(library, 40)} is not one of {sorted(LIBRARIES)}")
     acks = document.get("acks")
     if acks is None:
         if "id" not in document or "ack" not in document:
@@ -108,6 +109,6 @@ def _parse_ack(item: dict[str, Any], default_library: object, result: ParseResul
     library = item.get("library", default_library)
     statuses = LIBRARIES.get(library) if type(library) is str else None
     if statuses is None:
-        result.reject(f"ack {item.get('id')!r:.60}: unknown library {str(library)[:40]!a}")
+        result.reject(f"ack {shown(item.get('id'))}: unknown library {shown(library, 40)}")
         return
     ack_receipt(item, statuses, item.get("timestamp"), item.get("to"), PROVIDER, result)

@@ -28,6 +28,7 @@ from adapters.base import (
     load_json,
     receipt_error,
     recipient_number,
+    shown,
     verify_hex_hmac,
 )
 from plugin.core.model import InboundMessage, Receipt, ReceiptError, Status
@@ -108,7 +109,7 @@ def parse(body: bytes) -> ParseResult:
         raise MalformedBody("body is not a JSON object")
     kind = document.get("object")
     if kind is not None and kind != OBJECT:
-        raise MalformedBody(f"object is {kind!r}, expected {OBJECT!r}")
+        raise MalformedBody(f"object is {shown(kind, 40)}, expected {OBJECT!r}")
     entries = document.get("entry")
     if type(entries) is not list:
         raise MalformedBody("entry is not a list")
@@ -160,7 +161,7 @@ def _parse_statuses(statuses: list[Any], value: dict[str, Any], result: ParseRes
         try:
             receipt = _status(item, value, result)
         except ValueError as exc:
-            result.reject(f"status {item.get('id')!r:.60}: {exc}")
+            result.reject(f"status {shown(item.get('id'))}: {exc}")
             continue
         if receipt is not None:
             append(receipt)
@@ -238,7 +239,7 @@ def _parse_messages(messages: list[Any], result: ParseResult) -> None:
         try:
             message = _message(item)
         except ValueError as exc:
-            result.reject(f"message {item.get('id')!r:.60}: {exc}")
+            result.reject(f"message {shown(item.get('id'))}: {exc}")
             continue
         result.inbound.append(message)
 

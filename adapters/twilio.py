@@ -30,6 +30,7 @@ from adapters.base import (
     receipt_error,
     recipient_number,
     secret_bytes,
+    shown,
 )
 from plugin.core.model import InboundMessage, Receipt, Status
 
@@ -176,7 +177,7 @@ def _parse_params(params: list[tuple[str, str]]) -> ParseResult:
         result.ignored += 1
         return result
     if not is_message_id(message_id):
-        result.reject(f"callback with an unusable MessageSid {message_id!r:.60}")
+        result.reject(f"callback with an unusable MessageSid {shown(message_id)}")
         return result
     try:
         recipient = recipient_number(fields.get("To") or fields.get("ChannelToAddress"))

@@ -24,6 +24,7 @@ from adapters.base import (
     header,
     is_message_id,
     load_json,
+    shown,
     verify_hex_hmac,
 )
 from plugin.core.model import InboundMessage
@@ -52,7 +53,7 @@ def verify_signature(
 ) -> None:
     """Check ``X-Webhook-Hmac`` (hex HMAC-SHA512 of the raw body); raise if absent or wrong."""
     if signature and algorithm is not None and algorithm.strip().lower() != "sha512":
-        raise SignatureInvalid(f"{ALGORITHM_HEADER} {algorithm[:20]!a} is not sha512")
+        raise SignatureInvalid(f"{ALGORITHM_HEADER} {shown(algorithm, 20)} is not sha512")
     verify_hex_hmac(body, signature, key, digestmod="sha512", header_name=SIGNATURE_HEADER)
 
 
@@ -122,7 +123,7 @@ def _parse_message(payload: dict[str, Any], result: ParseResult) -> None:
         sender = address(payload.get("from"))
         timestamp = epoch_seconds(payload.get("timestamp"))
     except ValueError as exc:
-        result.reject(f"message {message_id!r:.60}: {exc}")
+        result.reject(f"message {shown(message_id)}: {exc}")
         return
     result.inbound.append(
         InboundMessage(

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from plugin.core.model import Receipt
 from plugin.core.records import message_key
+from plugin.hooks.hookspecs import hookimpl
+from plugin.hooks.pipeline import MiddlewareRegistry
 from plugin.server.runtime import MANAGER_KEY, RUNTIME_KEY
 from tests.providers import (
     DEFAULT_TIMESTAMP,
@@ -237,3 +240,36 @@ async def test_no_phone_number_in_a_tracked_serialized_id(aiohttp_client):
     assert response.status == 200
     manager = app[MANAGER_KEY].manager  # type: ignore[attr-defined]  # the in-memory store's
     assert [record[0] for record in manager.records()] == ["3EB0AB"]
+
+
+class Gate:
+    """A receive middleware that stops receipts of ids ending in STOP and raises on BOOM."""
+
+    @hookimpl
+    def whatsapp_register_middlewares(self, register: MiddlewareRegistry) -> None:
+        async def gate(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+            if isinstance(event, Receipt) and event.message_id.endswith("STOP"):
+                return None
+            if isinstance(event, Receipt) and event.message_id.endswith("BOOM"):
+                raise RuntimeError("middleware failed")
+            return await handler(event, data)
+
+        register.receive(gate)
+
+
+async def test_every_parsed_receipt_has_one_fate_with_middlewares(aiohttp_client, store_app,
+                                                                  caplog):
+    app = store_app(plugins=[Gate()])
+    client = await aiohttp_client(app)
+    statuses = [meta_status(f"wamid.{name}", "sent") for name in ("OK1", "STOP", "BOOM", "OK2")]
+    body = meta_body([meta_change(statuses=statuses)])
+    with caplog.at_level(logging.ERROR):
+        response = await client.post("/webhooks/meta", data=body,
+                                     headers=signed_headers("meta", body))
+    assert response.status == 200
+    counters = app[RUNTIME_KEY].webhooks["meta"]
+    assert (counters.receipts, sum(counters.outcomes.values())) == (4, 2)
+    assert (counters.stopped, counters.errors) == (1, 1)
+    assert "receive middleware failed" in caplog.text  # the one that raised is logged
+    document = (await (await client.get("/sessions/stats")).json())
+    assert sum(document["summary"]["receipts"].values()) == 2

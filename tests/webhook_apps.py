@@ -12,7 +12,7 @@ from aiohttp import web
 
 from plugin.core.model import COUNTER_KEYS, OUTCOME_KEYS
 from plugin.server.app import create_app
-from plugin.server.runtime import RUNTIME_KEY
+from plugin.server.runtime import PLUGIN_MANAGER_KEY, RUNTIME_KEY
 from tests.providers import sign_bridge, sign_meta, sign_twilio, sign_waha
 from tests.serving import META_SECRET, Clock, make_settings
 
@@ -33,7 +33,7 @@ BRIDGE_SECRET = "bridge-secret"
 
 
 def provider_app(store: str, clock: Clock, redis: tuple[str, str] | None = None,
-                 **extra: Any) -> web.Application:
+                 plugins: list[object] | None = None, **extra: Any) -> web.Application:
     """An app with the four provider routes, each with its secret; ``store`` memory or redis
     (``redis`` = (url, prefix))."""
     data: dict[str, Any] = {
@@ -45,7 +45,10 @@ def provider_app(store: str, clock: Clock, redis: tuple[str, str] | None = None,
     if store == "redis":
         assert redis is not None
         data.update(store="redis", redis_url=redis[0], redis_prefix=redis[1])
-    return create_app(make_settings(data), clock=clock, entry_points=False)
+    app = create_app(make_settings(data), clock=clock, entry_points=False)
+    for plugin in plugins or ():  # registered before start-up, where the pipeline is built
+        app[PLUGIN_MANAGER_KEY].register(plugin)
+    return app
 
 
 def signed_headers(provider: str, body: bytes, path: str = "") -> dict[str, str]:
