@@ -10,7 +10,8 @@ import pytest
 
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import Outcome, Receipt, Status
-from plugin.core.state import STATE_VERSION, StateError, export_state, restore
+from plugin.core.restore import restore
+from plugin.core.state import STATE_VERSION, StateError, export_state
 from plugin.stores.snapshot import load_snapshot, save_snapshot
 from tests.clock import Clock, at
 

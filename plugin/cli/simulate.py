@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from plugin.core.manager import MessageSessionManager
 from plugin.core.model import Receipt, ReceiptError, Status
 from plugin.core.options import ManagerOptions
-from plugin.core.state import export_state, restore
+from plugin.core.restore import restore
+from plugin.core.state import export_state
 
 __all__ = ["SimulationResult", "simulate", "simulate_command"]
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from plugin.core.manager import MessageSessionManager
-from plugin.core.state import StateError, copy_state, encode_state, restore
+from plugin.core.restore import restore
+from plugin.core.state import StateError, copy_state, encode_state
 
 __all__ = ["load_snapshot", "save_snapshot", "save_snapshot_async", "write_atomically"]
 
