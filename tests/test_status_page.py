@@ -151,7 +151,9 @@ async def test_every_admin_route_takes_basic_with_the_token_as_password(aiohttp_
             assert 'Basic realm="wa-sessions", charset="UTF-8"' in challenges
             assert challenges[0].startswith("Bearer")
             assert ADMIN_TOKEN not in await response.text()
-        assert (await client.get(path, headers={"Authorization": "Bearer nope"})).status == 403
+        wrong = await client.get(path, headers={"Authorization": "Bearer nope"})
+        assert wrong.status == 401  # DESIGN.md: a wrong credential gets 401, so a browser prompts
+        assert 'Basic realm="wa-sessions", charset="UTF-8"' in wrong.headers.getall("WWW-Authenticate")
 
 
 def test_basic_credentials_are_parsed_strictly():

@@ -5,8 +5,8 @@ With ``server.admin_token`` set, the guarded routes need ``Authorization: Bearer
 HTTP Basic with the token as password (any user name, so a browser can prompt for it), from
 loopback too (compared in constant time, as bytes; during a rotation either of the two tokens is
 accepted; a header that is not ASCII is refused with 401, never decoded further). No
-credential, or a wrong Basic password, gets 401 with both challenges (``Bearer`` and ``Basic
-realm="wa-sessions"``); a wrong bearer token gets 403. Without a token they answer loopback
+credential or a wrong one (bearer token or Basic password) gets 401 with both challenges
+(``Bearer`` and ``Basic realm="wa-sessions"``), so a browser prompts for it. Without a token they answer loopback
 clients only: a request that came through a proxy on the same host is a loopback request, so
 keep the token set whenever anything else can reach the port.
 """
@@ -112,7 +112,7 @@ class AdminRoutes:
             return _challenge("missing Authorization: Bearer <server.admin_token> "
                               "(or Basic with the token as password)")
         if not self._accepts(given.strip().encode("ascii")):
-            return web.json_response({"error": "wrong admin token"}, status=403)
+            return _challenge("wrong admin token")
         return None
 
     def _accepts(self, given: bytes) -> bool:
