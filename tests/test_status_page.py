@@ -153,7 +153,8 @@ async def test_every_admin_route_takes_basic_with_the_token_as_password(aiohttp_
             assert ADMIN_TOKEN not in await response.text()
         wrong = await client.get(path, headers={"Authorization": "Bearer nope"})
         assert wrong.status == 401  # DESIGN.md: a wrong credential gets 401, so a browser prompts
-        assert 'Basic realm="wa-sessions", charset="UTF-8"' in wrong.headers.getall("WWW-Authenticate")
+        challenges = wrong.headers.getall("WWW-Authenticate")
+        assert 'Basic realm="wa-sessions", charset="UTF-8"' in challenges
 
 
 def test_basic_credentials_are_parsed_strictly():
