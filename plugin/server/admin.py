@@ -7,8 +7,8 @@ loopback too (compared in constant time, as bytes; during a rotation either of t
 accepted; a header that is not ASCII is refused with 401, never decoded further). No
 credential or a wrong one (bearer token or Basic password) gets 401 with both challenges
 (``Bearer`` and ``Basic realm="wa-sessions"``), so a browser prompts for it. Without a token
-they answer loopback clients only: a request that came through a proxy on the same host is a loopback request, so
-keep the token set whenever anything else can reach the port.
+they answer loopback clients only: a request that came through a proxy on the same host is a
+loopback request, so keep the token set whenever anything else can reach the port.
 """
 
 from __future__ import annotations
