@@ -97,7 +97,7 @@ async def test_stats_and_debug_info_query_a_running_server(aiohttp_server, capsy
     assert "manager_stats" in json.loads(capsys.readouterr().out)
     code = await loop.run_in_executor(None, main, ["stats", "--url", url, "--token", "wrong"])
     assert code == 1
-    assert "HTTP 403" in capsys.readouterr().err
+    assert "HTTP 401" in capsys.readouterr().err  # DESIGN.md: a wrong credential gets 401
 
 
 def test_stats_against_an_unreachable_server_exits_1(capsys):
