@@ -38,6 +38,12 @@ Redis dropped first is counted as ``lost_records`` in the debug view). Session c
 cleanup run under a lease (``SET NX PX`` + a token checked on release), so one replica at a time
 completes a session and ``session completed`` fires once across the fleet; the last step of a
 completion is itself atomic, so even a lease that expired mid-way cannot complete a session twice.
+
+Size: over 400 lines because this class is the flow of one store, read top to bottom:
+connection, script calls and their replies, the public API, then the lease, completion and
+expiry that keep the caps. Everything that is not that flow already lives beside it (args,
+scripts, lua, views, lease, connection, layout, idempotency); splitting the flow itself would
+scatter one sequence of Redis calls over mixins.
 """
 
 from __future__ import annotations
