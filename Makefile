@@ -20,6 +20,7 @@ serve: install
 # No --quiet on mkdocs: it hides the warnings that --strict turns into a failure.
 lint: install
 	$(BIN)/ruff check plugin adapters tests examples benchmarks
+	$(BIN)/ruff format --check plugin adapters tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

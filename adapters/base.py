@@ -165,8 +165,9 @@ def verify_hex_hmac(
     given = signature.strip().lower().encode("ascii")
     matched = False
     for value in secrets_of(secret):
-        expected = prefix.encode() + hmac.new(
-            secret_bytes(value), body, digestmod).hexdigest().encode()
+        expected = (
+            prefix.encode() + hmac.new(secret_bytes(value), body, digestmod).hexdigest().encode()
+        )
         matched |= hmac.compare_digest(expected, given)
     if not matched:
         raise SignatureInvalid(f"{header_name} does not match the body")
@@ -241,9 +242,12 @@ def recipient_number(value: object) -> str | None:
     if len(value) <= MAX_RECIPIENT_DIGITS and value.isdigit() and value.isascii():
         return value  # the usual case: Meta's recipient_id
     if value.endswith(NON_PHONE_SERVERS):
-        user = value[:value.index("@")]
-        if 0 < len(user) <= 2 * MAX_RECIPIENT_DIGITS and user.isascii() and (
-                user.replace("-", "").isdigit()):
+        user = value[: value.index("@")]
+        if (
+            0 < len(user) <= 2 * MAX_RECIPIENT_DIGITS
+            and user.isascii()
+            and (user.replace("-", "").isdigit())
+        ):
             return value
         raise ValueError("recipient is not a well-formed WhatsApp address")
     number = bare_address(value)
@@ -271,8 +275,12 @@ def error_code(value: object) -> str | None:
         if not 0 <= value < 10**MAX_ERROR_CODE_DIGITS:
             raise ValueError("error code is out of range")
         return str(value)
-    if (type(value) is str and len(value) <= MAX_ERROR_CODE_DIGITS and value.isascii()
-            and value.isdigit()):
+    if (
+        type(value) is str
+        and len(value) <= MAX_ERROR_CODE_DIGITS
+        and value.isascii()
+        and value.isdigit()
+    ):
         return value
     raise ValueError("error code is not a number")
 

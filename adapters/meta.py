@@ -63,8 +63,12 @@ def verify_signature(body: bytes, signature: str | None, app_secret: Secrets) ->
     """Check ``X-Hub-Signature-256`` against the raw body; raise if it is absent or wrong.
     ``app_secret`` may list two secrets during a rotation: a signature by either is valid."""
     verify_hex_hmac(
-        body, signature, app_secret,
-        digestmod="sha256", header_name=SIGNATURE_HEADER, prefix="sha256=",
+        body,
+        signature,
+        app_secret,
+        digestmod="sha256",
+        header_name=SIGNATURE_HEADER,
+        prefix="sha256=",
     )
 
 
@@ -188,8 +192,12 @@ def _status(item: dict[str, Any], value: dict[str, Any], result: ParseResult) ->
     else:
         timestamp = epoch_seconds(stamp)
     recipient = item.get("recipient_id")
-    if type(recipient) is str and 0 < len(recipient) <= 20 and recipient.isascii() and (
-            recipient.isdigit()):
+    if (
+        type(recipient) is str
+        and 0 < len(recipient) <= 20
+        and recipient.isascii()
+        and (recipient.isdigit())
+    ):
         pass  # the usual case: the number, as digits
     elif type(recipient) is int and 0 < recipient < _MAX_NUMBER:
         recipient = str(recipient)
@@ -205,8 +213,13 @@ def _user_id(value: object) -> str | None:
     """A business-scoped user id (``US.13491208655302741918``): printable ASCII, no spaces."""
     if value is None or value == "":
         return None
-    if type(value) is str and 0 < len(value) <= 64 and value.isascii() and value.isprintable() and (
-            " " not in value):
+    if (
+        type(value) is str
+        and 0 < len(value) <= 64
+        and value.isascii()
+        and value.isprintable()
+        and (" " not in value)
+    ):
         return value
     raise ValueError("recipient_user_id is not a user id")
 

@@ -75,12 +75,21 @@ class _Tracker:
                 old = record.status
                 record.status = receipt.status
         self.outcomes[outcome] += 1
-        if self.subscribers and record is not None and (
-            outcome is Outcome.APPLIED or outcome is Outcome.ADOPTED
+        if (
+            self.subscribers
+            and record is not None
+            and (outcome is Outcome.APPLIED or outcome is Outcome.ADOPTED)
         ):
             change = StatusChange(
-                receipt.message_id, "", old, receipt.status, outcome, record.recipient,
-                receipt.provider, timestamp, receipt.error,
+                receipt.message_id,
+                "",
+                old,
+                receipt.status,
+                outcome,
+                record.recipient,
+                receipt.provider,
+                timestamp,
+                receipt.error,
             )
             for subscriber in self.subscribers:
                 subscriber(change)

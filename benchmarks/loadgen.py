@@ -49,7 +49,10 @@ def _status(mid: str, name: str, stamp: int, to: str) -> dict[str, Any]:
             "origin": {"type": "utility"},
         }
         item["pricing"] = {
-            "billable": True, "pricing_model": "PMP", "category": "utility", "type": "regular",
+            "billable": True,
+            "pricing_model": "PMP",
+            "category": "utility",
+            "type": "regular",
         }
     return item
 
@@ -119,8 +122,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(argv: Sequence[str], env: dict[str, str] | None = None,
-                 log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_server(
+    argv: Sequence[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start a server process from the repository root, its output to ``log`` (or dropped)."""
     out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(
@@ -139,6 +143,7 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """Wait until ``url`` answers (any status)."""
+
     async def poll() -> None:
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:

@@ -96,8 +96,11 @@ def main() -> int:
         for name, build in TRACKERS.items():
             started = time.perf_counter()
             row[name] = bytes_per_message(build, n)
-            print(f"  ({name} at {n:,}: {time.perf_counter() - started:.0f} s traced)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  ({name} at {n:,}: {time.perf_counter() - started:.0f} s traced)",
+                file=sys.stderr,
+                flush=True,
+            )
         results[n] = row
         bound = MessageSessionManager(max_tracked_messages=n + 1).memory_bound_bytes() / (n + 1)
         print(

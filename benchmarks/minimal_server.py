@@ -45,8 +45,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--secret", required=True)
     args = parser.parse_args()
-    web.run_app(make_app(args.secret), host=args.host, port=args.port, access_log=None,
-                print=None)
+    web.run_app(make_app(args.secret), host=args.host, port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

@@ -98,8 +98,11 @@ def serve(port: int, state_file: str | None, hook: bool) -> None:
         now = clock()
         track_sent = manager().track_sent
         for n in range(count):
-            track_sent(f"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI{n:012d}", RECIPIENT,
-                       now - spread + n * spread / count)
+            track_sent(
+                f"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI{n:012d}",
+                RECIPIENT,
+                now - spread + n * spread / count,
+            )
         return web.json_response({"tracked": count})
 
     async def advance(request: web.Request) -> web.Response:
@@ -108,11 +111,13 @@ def serve(port: int, state_file: str | None, hook: bool) -> None:
 
     async def events(request: web.Request) -> web.Response:
         runtime_events = app[RUNTIME_KEY].events
-        return web.json_response({
-            "hooked": audit.expired,
-            "queued": len(getattr(runtime_events, "_queue", ())),
-            "lost": getattr(runtime_events, "lost", getattr(runtime_events, "dropped", 0)),
-        })
+        return web.json_response(
+            {
+                "hooked": audit.expired,
+                "queued": len(getattr(runtime_events, "_queue", ())),
+                "lost": getattr(runtime_events, "lost", getattr(runtime_events, "dropped", 0)),
+            }
+        )
 
     app.router.add_post("/bench/track", track)
     app.router.add_post("/bench/advance", advance)
@@ -143,8 +148,9 @@ def in_process(repeats: int) -> dict[str, list[float]]:
     for _ in range(repeats):
         for variant in out:
             now = [time.time()]
-            manager = MessageSessionManager(clock=lambda now=now: now[0],
-                                            max_tracked_messages=200_000)
+            manager = MessageSessionManager(
+                clock=lambda now=now: now[0], max_tracked_messages=200_000
+            )
             if variant != "none":
                 pm = make_plugin_manager(manager, entry_points=False)
                 pm.register(Subscriber())
@@ -215,9 +221,14 @@ async def burst_run(base: str, rate: float, seconds: float) -> dict[str, Any]:
         await post(session, base, f"/bench/advance?seconds={DAY + 120}")
         body, signature = feed.bodies(1)[0]
         burst_from = time.perf_counter()
-        async with session.post(url, data=body, headers={
-            "Content-Type": "application/json", "X-Hub-Signature-256": signature,
-        }) as response:
+        async with session.post(
+            url,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": signature,
+            },
+        ) as response:
             await response.read()
         meeting = (time.perf_counter() - burst_from) * 1000
         loaded = await drive(url, lambda: feed.bodies(1)[0], 4, seconds, rate)
@@ -259,8 +270,13 @@ async def snapshot_run(base: str, seconds: float, state_file: Path) -> dict[str,
     probe.running = False
     await probing
     worst, p99, count = probe.worst(started)
-    return {"healthz_max": worst, "healthz_p99": p99, "probes": count, "snapshots": len(writes),
-            "size": state_file.stat().st_size if state_file.exists() else 0}
+    return {
+        "healthz_max": worst,
+        "healthz_p99": p99,
+        "probes": count,
+        "snapshots": len(writes),
+        "size": state_file.stat().st_size if state_file.exists() else 0,
+    }
 
 
 def run_server(root: Path, scenario: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -275,8 +291,11 @@ def run_server(root: Path, scenario: str, args: argparse.Namespace) -> dict[str,
             argv += ["--state-file", str(state_file)]
         else:
             argv += ["--hook"]
-        server = start_server(argv, env={"PRESSURE_ROOT": str(root), "PYTHONPATH": str(root)},
-                              log=Path(scratch) / "server.log")
+        server = start_server(
+            argv,
+            env={"PRESSURE_ROOT": str(root), "PYTHONPATH": str(root)},
+            log=Path(scratch) / "server.log",
+        )
         try:
             wait_ready(base + "/healthz", server)
             if scenario == "snapshot":
@@ -290,7 +309,9 @@ def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     process = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--in-process", str(args.repeats)],
         env={**os.environ, "PRESSURE_ROOT": str(root), "PYTHONPATH": str(root)},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     results: dict[str, Any] = {"in_process": json.loads(process.stdout)}
     results["burst"] = run_server(root, "burst", args)
@@ -303,27 +324,40 @@ def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
 def report(name: str, r: dict[str, Any]) -> None:
     print(f"\n== {name}")
     for variant, values in r["in_process"].items():
-        print(f"apply_receipt meeting a {BURST:,}-record burst, {variant}: median "
-              f"{statistics.median(values):.1f} ms, max {max(values):.1f} ms (target <= 50 ms)")
+        print(
+            f"apply_receipt meeting a {BURST:,}-record burst, {variant}: median "
+            f"{statistics.median(values):.1f} ms, max {max(values):.1f} ms (target <= 50 ms)"
+        )
     b = r["burst"]
-    print(f"webhook, quiet: p99 {b['quiet'][0]:.1f} ms, max {b['quiet'][1]:.1f} ms; /healthz "
-          f"max {b['quiet_healthz'][0]:.1f} ms")
-    print(f"the receipt meeting the burst: answered in {b['meeting_ms']:.1f} ms as the client "
-          f"saw it (target <= 100 ms)")
-    print(f"webhook during the burst: p99 {b['burst'][0]:.1f} ms, max {b['burst'][1]:.1f} ms; "
-          f"/healthz max {b['burst_healthz'][0]:.1f} ms over {b['burst_healthz'][2]} probes "
-          "(target <= 50 ms)")
-    print(f"async expiry hook: {b['hooked']:,} events received of {b['expired']:,} expired "
-          f"(lost or dropped: {b['lost']}; target: all {BURST:,})")
+    print(
+        f"webhook, quiet: p99 {b['quiet'][0]:.1f} ms, max {b['quiet'][1]:.1f} ms; /healthz "
+        f"max {b['quiet_healthz'][0]:.1f} ms"
+    )
+    print(
+        f"the receipt meeting the burst: answered in {b['meeting_ms']:.1f} ms as the client "
+        f"saw it (target <= 100 ms)"
+    )
+    print(
+        f"webhook during the burst: p99 {b['burst'][0]:.1f} ms, max {b['burst'][1]:.1f} ms; "
+        f"/healthz max {b['burst_healthz'][0]:.1f} ms over {b['burst_healthz'][2]} probes "
+        "(target <= 50 ms)"
+    )
+    print(
+        f"async expiry hook: {b['hooked']:,} events received of {b['expired']:,} expired "
+        f"(lost or dropped: {b['lost']}; target: all {BURST:,})"
+    )
     s = r["snapshot"]
-    print(f"snapshotting {SNAPSHOT_RECORDS:,} records every 1s: /healthz max "
-          f"{s['healthz_max']:.1f} ms, p99 {s['healthz_p99']:.1f} ms over {s['probes']} probes, "
-          f"{s['snapshots']} snapshots written ({s['size'] / 1e6:.1f} MB each) (target <= 50 ms)")
+    print(
+        f"snapshotting {SNAPSHOT_RECORDS:,} records every 1s: /healthz max "
+        f"{s['healthz_max']:.1f} ms, p99 {s['healthz_p99']:.1f} ms over {s['probes']} probes, "
+        f"{s['snapshots']} snapshots written ({s['size'] / 1e6:.1f} MB each) (target <= 50 ms)"
+    )
 
 
 def baseline_tree(revision: str, into: Path) -> Path:
-    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", revision], cwd=ROOT, capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
 
@@ -331,8 +365,12 @@ def baseline_tree(revision: str, into: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", metavar="REV", help="also measure this git revision")
-    parser.add_argument("--baseline-tree", metavar="DIR", type=Path,
-                        help="also measure the code in DIR (a checkout of another revision)")
+    parser.add_argument(
+        "--baseline-tree",
+        metavar="DIR",
+        type=Path,
+        help="also measure the code in DIR (a checkout of another revision)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load phase")
     parser.add_argument("--rate", type=float, default=200.0, help="webhook requests per second")
     parser.add_argument("--repeats", type=int, default=3)
@@ -347,8 +385,10 @@ def main() -> int:
     if args.in_process:
         print(json.dumps(in_process(args.in_process)))
         return 0
-    print(f"machine: {os.cpu_count()} CPUs, load average "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) at the start")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) at the start"
+    )
     runs = [("this tree", ROOT)]
     with tempfile.TemporaryDirectory() as scratch:
         if args.baseline:

@@ -93,14 +93,16 @@ def replay(apply: Apply, events: list[Any]) -> float:
     statuses = STATUSES
     started = time.perf_counter()
     for key, name, stamp, to, err in events:
-        apply(Receipt(
-            key.decode(),
-            statuses[name],
-            float(stamp),
-            to,
-            "meta",
-            None if err is None else ReceiptError(err[0], err[1], None),
-        ))
+        apply(
+            Receipt(
+                key.decode(),
+                statuses[name],
+                float(stamp),
+                to,
+                "meta",
+                None if err is None else ReceiptError(err[0], err[1], None),
+            )
+        )
     return time.perf_counter() - started
 
 
@@ -133,8 +135,10 @@ def main() -> int:
         f"({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))}); "
         f"median of {args.repeats} interleaved repetitions"
     )
-    print(f"machine: {os.cpu_count()} CPUs, load average at the end "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average at the end "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)"
+    )
     header = (
         f"{'tracker':<16} | {'subscriber':<10} | {'receipts/s':>11} | {'min':>11} | {'max':>11} | "
         "outcomes (applied/duplicate/stale/late/unknown/adopted)"

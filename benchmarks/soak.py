@@ -50,8 +50,16 @@ SEND = -1
 FAILURE = ReceiptError("131026", "Message undeliverable", None)
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "soak.png"
 
-_STOP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType,
-         types.MethodType, types.MethodDescriptorType, types.WrapperDescriptorType)
+_STOP = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.CodeType,
+    types.MethodType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+)
 
 
 class Clock:
@@ -143,15 +151,20 @@ def day_sequences(
         yesterday = patterns[index - 1]
         merged = sorted(
             [(at, code, i, 0) for at, code, i in zip(*today, strict=True) if at < DAY]
-            + [(at - DAY, code, i, 1) for at, code, i in zip(*yesterday, strict=True)
-               if DAY <= at < 2 * DAY]
+            + [
+                (at - DAY, code, i, 1)
+                for at, code, i in zip(*yesterday, strict=True)
+                if DAY <= at < 2 * DAY
+            ]
         )
-        sequences.append((
-            array("d", (e[0] for e in merged)),
-            array("b", (e[1] for e in merged)),
-            array("l", (e[2] for e in merged)),
-            array("b", (e[3] for e in merged)),
-        ))
+        sequences.append(
+            (
+                array("d", (e[0] for e in merged)),
+                array("b", (e[1] for e in merged)),
+                array("l", (e[2] for e in merged)),
+                array("b", (e[3] for e in merged)),
+            )
+        )
     return sequences
 
 
@@ -193,17 +206,27 @@ def run_profile(
             if code == SEND:
                 track(prefixes[0] + suffixes[index], recipients[index % n_recipients])
             elif index < per_day:
-                apply(Receipt(
-                    prefixes[back] + suffixes[index], statuses[code], now,
-                    recipients[index % n_recipients], "meta",
-                    FAILURE if code == Status.FAILED else None,
-                ))
+                apply(
+                    Receipt(
+                        prefixes[back] + suffixes[index],
+                        statuses[code],
+                        now,
+                        recipients[index % n_recipients],
+                        "meta",
+                        FAILURE if code == Status.FAILED else None,
+                    )
+                )
             else:  # an id this process never sent
-                apply(Receipt(
-                    f"wamid.HBgLNDQ3OTExMjIzMzQ0FQIAERgSX{day - back:06X}{index:08X}",
-                    statuses[code], now, recipients[index % n_recipients], "meta",
-                    FAILURE if code == Status.FAILED else None,
-                ))
+                apply(
+                    Receipt(
+                        f"wamid.HBgLNDQ3OTExMjIzMzQ0FQIAERgSX{day - back:06X}{index:08X}",
+                        statuses[code],
+                        now,
+                        recipients[index % n_recipients],
+                        "meta",
+                        FAILURE if code == Status.FAILED else None,
+                    )
+                )
         clock.now = day_start + DAY
         peaks = manager.peaks()
         max_tracked = max(max_tracked, peaks["tracked_messages"])
@@ -227,8 +250,11 @@ def run_profile(
                 tracemalloc.stop()
         rows.append(row)
         if day in marks:
-            print(f"  ({profile}: day {day}/{days}, {time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  ({profile}: day {day}/{days}, {time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     heaps = [r["heap"] for r in rows if r["heap"] is not None]
     return {
         "profile": profile,
@@ -263,14 +289,33 @@ def plot(results: list[dict[str, Any]], days: int, per_day: int, path: Path) -> 
         color = f"C{index}"
         rows = result["rows"]
         heap = [(r["day"], r["heap"] / 1e6) for r in rows if r["heap"] is not None]
-        ax_heap.plot(*zip(*heap, strict=True), color=color, marker=".", markersize=3,
-                     label=f"{result['profile']}: heap held by the manager")
-        ax_heap.axhline(result["bound"] / 1e6, color=color, linestyle="--", linewidth=1,
-                        label=f"{result['profile']}: computed bound")
-        ax_tracked.plot([r["day"] for r in rows], [r["tracked"] for r in rows], color=color,
-                        label=f"{result['profile']}: tracked records (end of day)")
-        ax_tracked.axhline(result["limits"]["tracked"], color=color, linestyle="--",
-                           linewidth=1, label=f"{result['profile']}: max_tracked_messages")
+        ax_heap.plot(
+            *zip(*heap, strict=True),
+            color=color,
+            marker=".",
+            markersize=3,
+            label=f"{result['profile']}: heap held by the manager",
+        )
+        ax_heap.axhline(
+            result["bound"] / 1e6,
+            color=color,
+            linestyle="--",
+            linewidth=1,
+            label=f"{result['profile']}: computed bound",
+        )
+        ax_tracked.plot(
+            [r["day"] for r in rows],
+            [r["tracked"] for r in rows],
+            color=color,
+            label=f"{result['profile']}: tracked records (end of day)",
+        )
+        ax_tracked.axhline(
+            result["limits"]["tracked"],
+            color=color,
+            linestyle="--",
+            linewidth=1,
+            label=f"{result['profile']}: max_tracked_messages",
+        )
     ax_heap.set_ylabel("MB")
     ax_heap.set_ylim(bottom=0)
     ax_heap.set_title(f"Soak: {days} simulated days at {per_day:,} messages a day")
@@ -292,8 +337,12 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=1000)
     parser.add_argument("--per-day", type=int, default=100_000)
     parser.add_argument("--profiles", default="default,ultra_lean,zero_history")
-    parser.add_argument("--trace-days", type=int, default=3,
-                        help="days traced with tracemalloc from the start, as a cross-check")
+    parser.add_argument(
+        "--trace-days",
+        type=int,
+        default=3,
+        help="days traced with tracemalloc from the start, as a cross-check",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="profiles run in parallel")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plot", type=Path, default=PLOT, help="PNG to write (default docs/)")
@@ -318,8 +367,10 @@ def main() -> int:
     if trace_days:
         print("cross-check, heap vs traced (MB):")
         for result in results:
-            pairs = [f"day {r['day']}: {r['heap'] / 1e6:.2f} vs {r['traced'] / 1e6:.2f}"
-                     for r in result["rows"][:trace_days]]
+            pairs = [
+                f"day {r['day']}: {r['heap'] / 1e6:.2f} vs {r['traced'] / 1e6:.2f}"
+                for r in result["rows"][:trace_days]
+            ]
             print(f"  {result['profile']:<13} " + "; ".join(pairs))
     # RSS from the first day after tracing (tracemalloc's own tables inflate it before).
     rss_day = min(args.days, trace_days + 2)
@@ -355,8 +406,10 @@ def main() -> int:
             f"{rss_ref / 1e6:>10.1f} | {rss_last / 1e6:>8.1f}"
         )
     for result in results:
-        print(f"  {result['profile']}: receipts {json.dumps(result['receipts'])}, "
-              f"{result['seconds']:.0f} s")
+        print(
+            f"  {result['profile']}: receipts {json.dumps(result['receipts'])}, "
+            f"{result['seconds']:.0f} s"
+        )
     plot(results, args.days, args.per_day, args.plot)
     print(f"plot: {args.plot}")
     if args.json:
@@ -366,8 +419,11 @@ def main() -> int:
         "soak: "
         + ", ".join(f"{p} {'bounded' if b else 'BOUND EXCEEDED'}" for p, b, _ in verdicts)
         + f"; largest heap change from day {min(3, args.days)} to day {args.days}: {worst:.2f}%"
-        + (" (max heap / bound: "
-           + ", ".join(f"{r['max']['heap'] / r['bound']:.2f}" for r in results) + ")")
+        + (
+            " (max heap / bound: "
+            + ", ".join(f"{r['max']['heap'] / r['bound']:.2f}" for r in results)
+            + ")"
+        )
     )
     return 0 if all(b for _, b, _ in verdicts) else 1
 

@@ -46,20 +46,32 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--log", type=Path, default=Path("/tmp/wa-sessions-soak-server.log"))
     parser.add_argument(
-        "--mmap-threshold", type=int, metavar="BYTES",
+        "--mmap-threshold",
+        type=int,
+        metavar="BYTES",
         help="run the server with MALLOC_MMAP_THRESHOLD_=BYTES (glibc: allocations from this "
-             "size are mmapped and returned to the system when freed)",
+        "size are mmapped and returned to the system when freed)",
     )
     args = parser.parse_args()
 
     port = free_port()
     base = f"http://{HOST}:{port}"
     server = start_server(
-        [str(Path(sys.executable).parent / "wa-sessions"), "--log-level", "WARNING", "serve",
-         "--host", HOST, "--port", str(port)],
-        env={"WHATSAPP_ENV": "development", "WHATSAPP_META__APP_SECRET": SECRET,
-             **({"MALLOC_MMAP_THRESHOLD_": str(args.mmap_threshold)}
-                if args.mmap_threshold else {})},
+        [
+            str(Path(sys.executable).parent / "wa-sessions"),
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ],
+        env={
+            "WHATSAPP_ENV": "development",
+            "WHATSAPP_META__APP_SECRET": SECRET,
+            **({"MALLOC_MMAP_THRESHOLD_": str(args.mmap_threshold)} if args.mmap_threshold else {}),
+        },
         log=args.log,
     )
     samples: list[tuple[float, int, int]] = []  # (seconds, rss, requests so far)
@@ -75,13 +87,23 @@ def main() -> int:
         def sample(at: float, result: LoadResult) -> None:
             samples.append((at, rss_bytes(server.pid), result.requests))
             if len(samples) % 60 == 0:
-                print(f"  ({at / 60:.0f} min: rss {samples[-1][1] / 1e6:.1f} MB, "
-                      f"{result.requests:,} requests)", file=sys.stderr, flush=True)
+                print(
+                    f"  ({at / 60:.0f} min: rss {samples[-1][1] / 1e6:.1f} MB, "
+                    f"{result.requests:,} requests)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-        result = asyncio.run(drive(
-            f"{base}/webhooks/meta", source, args.connections, seconds,
-            rate=args.rate, on_second=sample,
-        ))
+        result = asyncio.run(
+            drive(
+                f"{base}/webhooks/meta",
+                source,
+                args.connections,
+                seconds,
+                rate=args.rate,
+                on_second=sample,
+            )
+        )
         with urllib.request.urlopen(f"{base}/sessions/stats") as response:
             stats = json.load(response)
     finally:
@@ -92,22 +114,31 @@ def main() -> int:
         f"server soak: {args.minutes:g} min of wa-sessions serve (default profile), "
         f"{args.rate:g} requests/s x {args.per_post} statuses, {args.connections} connections, "
         f"loopback; RSS from /proc/PID/status every second; Python {sys.version.split()[0]}"
-        + (f"; server with MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}"
-           if args.mmap_threshold else "; glibc malloc defaults")
+        + (
+            f"; server with MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}"
+            if args.mmap_threshold
+            else "; glibc malloc defaults"
+        )
     )
-    print(f"requests {result.requests:,} ({result.requests / result.seconds:,.0f}/s), "
-          f"answers {result.statuses}, client errors {result.errors}, "
-          f"p50 {result.percentile(0.5) * 1e3:.1f} ms, p99 {result.percentile(0.99) * 1e3:.1f} ms")
-    print(f"server at the end: tracked {summary['tracked_messages']:,}, receipts "
-          f"{json.dumps(summary['receipts'])}")
+    print(
+        f"requests {result.requests:,} ({result.requests / result.seconds:,.0f}/s), "
+        f"answers {result.statuses}, client errors {result.errors}, "
+        f"p50 {result.percentile(0.5) * 1e3:.1f} ms, p99 {result.percentile(0.99) * 1e3:.1f} ms"
+    )
+    print(
+        f"server at the end: tracked {summary['tracked_messages']:,}, receipts "
+        f"{json.dumps(summary['receipts'])}"
+    )
     header = f"{'minute':>6} | {'rss min MB':>10} | {'rss max MB':>10} | {'requests':>10}"
     print(header)
     print("-" * len(header))
     for minute in range(int(args.minutes + 0.999)):
         window = [s for s in samples if minute * 60 <= s[0] < (minute + 1) * 60]
         if window:
-            print(f"{minute + 1:>6} | {min(s[1] for s in window) / 1e6:>10.1f} | "
-                  f"{max(s[1] for s in window) / 1e6:>10.1f} | {window[-1][2]:>10,}")
+            print(
+                f"{minute + 1:>6} | {min(s[1] for s in window) / 1e6:>10.1f} | "
+                f"{max(s[1] for s in window) / 1e6:>10.1f} | {window[-1][2]:>10,}"
+            )
     reference = next((s for s in samples if s[0] >= 60), samples[-1])
     after = [s[1] for s in samples if s[0] >= reference[0]]
     low, high = min(after) / reference[1], max(after) / reference[1]

@@ -57,12 +57,26 @@ def write_bodies(path: Path, per_post: int, count: int, start: int) -> list[tupl
     return bodies
 
 
-def run_wrk(url: str, bodies_file: Path, seconds: float, connections: int,
-            threads: int) -> dict[str, float]:
+def run_wrk(
+    url: str, bodies_file: Path, seconds: float, connections: int, threads: int
+) -> dict[str, float]:
     completed = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-         "-s", str(HERE / "wrk_bodies.lua"), url, "--", str(bodies_file)],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / "wrk_bodies.lua"),
+            url,
+            "--",
+            str(bodies_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     line = [row for row in completed.stdout.splitlines() if row.startswith("{")][-1]
     got = json.loads(line)
@@ -74,8 +88,9 @@ def run_wrk(url: str, bodies_file: Path, seconds: float, connections: int,
     }
 
 
-def run_aiohttp(url: str, bodies: list[tuple[bytes, str]], seconds: float,
-                connections: int) -> dict[str, float]:
+def run_aiohttp(
+    url: str, bodies: list[tuple[bytes, str]], seconds: float, connections: int
+) -> dict[str, float]:
     source = cycle(bodies)
     result = asyncio.run(drive(url, lambda: next(source), connections, seconds))
     return {
@@ -102,20 +117,40 @@ def main() -> int:
     servers: dict[str, subprocess.Popen[bytes]] = {}
     ports["wa-sessions"] = free_port()
     servers["wa-sessions"] = start_server(
-        [str(Path(sys.executable).parent / "wa-sessions"), "--log-level", "WARNING", "serve",
-         "--host", HOST, "--port", str(ports["wa-sessions"])],
+        [
+            str(Path(sys.executable).parent / "wa-sessions"),
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(ports["wa-sessions"]),
+        ],
         env={"WHATSAPP_ENV": "development", "WHATSAPP_META__APP_SECRET": SECRET},
     )
     ports["minimal"] = free_port()
     servers["minimal"] = start_server(
-        [sys.executable, str(HERE / "minimal_server.py"), "--port", str(ports["minimal"]),
-         "--secret", SECRET],
+        [
+            sys.executable,
+            str(HERE / "minimal_server.py"),
+            "--port",
+            str(ports["minimal"]),
+            "--secret",
+            SECRET,
+        ],
     )
     if args.pywa_python:
         ports["pywa"] = free_port()
         servers["pywa"] = start_server(
-            [args.pywa_python, str(HERE / "pywa_server.py"), "--port", str(ports["pywa"]),
-             "--secret", SECRET],
+            [
+                args.pywa_python,
+                str(HERE / "pywa_server.py"),
+                "--port",
+                str(ports["pywa"]),
+                "--secret",
+                SECRET,
+            ],
             log=Path("/tmp/pywa-server.log"),
         )
     names = list(servers)
@@ -141,29 +176,35 @@ def main() -> int:
                 for per_post in payloads:
                     measure(name, per_post, 2)
             for rep in range(args.repeats):
-                order = names[rep % len(names):] + names[: rep % len(names)]
+                order = names[rep % len(names) :] + names[: rep % len(names)]
                 for per_post in payloads:
                     for name in order:
                         got = measure(name, per_post, args.seconds)
                         results.setdefault((name, per_post), []).append(got)
-                print(f"  (repetition {rep + 1}/{args.repeats} done)", file=sys.stderr,
-                      flush=True)
+                print(f"  (repetition {rep + 1}/{args.repeats} done)", file=sys.stderr, flush=True)
     finally:
         for process in servers.values():
             stop_server(process)
 
-    generator = (f"wrk ({args.threads} thread(s), benchmarks/wrk_bodies.lua)" if use_wrk
-                 else "the bundled aiohttp load generator")
+    generator = (
+        f"wrk ({args.threads} thread(s), benchmarks/wrk_bodies.lua)"
+        if use_wrk
+        else "the bundled aiohttp load generator"
+    )
     print(
         f"webhook throughput on loopback, {args.connections} connections, {generator}, "
         f"{args.seconds:g} s per run, median of {args.repeats} interleaved repetitions; "
         f"{args.bodies:,} (1 status) / {max(1, args.bodies // 5):,} (50 statuses) distinct "
         f"signed bodies; Python {sys.version.split()[0]}"
     )
-    print(f"machine: {os.cpu_count()} CPUs, load average at the end "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
-    header = (f"{'server':<12} | {'statuses/POST':>13} | {'requests/s':>10} | "
-              f"{'receipts/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average at the end "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)"
+    )
+    header = (
+        f"{'server':<12} | {'statuses/POST':>13} | {'requests/s':>10} | "
+        f"{'receipts/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6}"
+    )
     print(header)
     print("-" * len(header))
     medians: dict[tuple[str, int], dict[str, float]] = {}
@@ -174,13 +215,17 @@ def main() -> int:
             m["errors"] = sum(r["errors"] for r in runs)
             medians[(name, per_post)] = m
             handled = 1 if name == "pywa" else per_post  # pywa reads statuses[0] only
-            print(f"{name:<12} | {per_post:>13} | {m['rps']:>10,.0f} | "
-                  f"{m['rps'] * handled:>10,.0f} | {m['p50_ms']:>7.2f} | {m['p99_ms']:>7.2f} | "
-                  f"{m['errors']:>6.0f}")
+            print(
+                f"{name:<12} | {per_post:>13} | {m['rps']:>10,.0f} | "
+                f"{m['rps'] * handled:>10,.0f} | {m['p50_ms']:>7.2f} | {m['p99_ms']:>7.2f} | "
+                f"{m['errors']:>6.0f}"
+            )
 
     if "pywa" in servers:
-        print("pywa builds one update per notification from statuses[0]: of a 50-status POST "
-              "it handles one status, so its receipts/s column counts 1 per request")
+        print(
+            "pywa builds one update per notification from statuses[0]: of a 50-status POST "
+            "it handles one status, so its receipts/s column counts 1 per request"
+        )
 
     def paired(a: str, b: str, per_post: int) -> float:
         return statistics.median(
@@ -190,8 +235,10 @@ def main() -> int:
 
     parts = [
         "ratio wa-sessions/minimal requests/s: "
-        + ", ".join(f"{p} status{'es' if p > 1 else ''} {paired('wa-sessions', 'minimal', p):.2f}x"
-                    for p in (1, 50))
+        + ", ".join(
+            f"{p} status{'es' if p > 1 else ''} {paired('wa-sessions', 'minimal', p):.2f}x"
+            for p in (1, 50)
+        )
         + f" (target >= {TARGET_MINIMAL}x)",
         "wa-sessions p99: "
         + ", ".join(f"{medians[('wa-sessions', p)]['p99_ms']:.1f} ms" for p in (1, 50))
@@ -200,8 +247,10 @@ def main() -> int:
     if "pywa" in servers:
         parts.append(
             "wa-sessions/pywa requests/s: "
-            + ", ".join(f"{p} status{'es' if p > 1 else ''} {paired('wa-sessions', 'pywa', p):.2f}x"
-                        for p in (1, 50))
+            + ", ".join(
+                f"{p} status{'es' if p > 1 else ''} {paired('wa-sessions', 'pywa', p):.2f}x"
+                for p in (1, 50)
+            )
             + f" (target >= {TARGET_PYWA}x)"
         )
     else:

@@ -97,8 +97,10 @@ class WhatsAppClient:
         )
 
     def __repr__(self) -> str:
-        return (f"WhatsAppClient(phone_number_id={self.phone_number_id!r}, "
-                f"api_base_url={self.api_base_url!r})")
+        return (
+            f"WhatsAppClient(phone_number_id={self.phone_number_id!r}, "
+            f"api_base_url={self.api_base_url!r})"
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -106,9 +108,7 @@ class WhatsAppClient:
     def session(self) -> aiohttp.ClientSession:
         """The shared HTTP session, created on first use."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout)
-            )
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
             self._owns_session = True
         return self._session
 
@@ -137,13 +137,20 @@ class WhatsAppClient:
         """Send a text message, tracked under ``tag``; returns the provider's message id. With
         ``idempotency_key``, a send with that key within ``ack_tracking_window`` is not
         repeated."""
-        return await self._send_keyed(OutboundMessage(to, {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": {"body": body, "preview_url": preview_url},
-        }, tag=tag), idempotency_key)
+        return await self._send_keyed(
+            OutboundMessage(
+                to,
+                {
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": to,
+                    "type": "text",
+                    "text": {"body": body, "preview_url": preview_url},
+                },
+                tag=tag,
+            ),
+            idempotency_key,
+        )
 
     async def send_template(
         self,
@@ -162,20 +169,25 @@ class WhatsAppClient:
         template: dict[str, Any] = {"name": name, "language": {"code": language}}
         if components:
             template["components"] = components
-        return await self._send_keyed(OutboundMessage(to, {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "template",
-            "template": template,
-        }, tag=name if tag is None else tag), idempotency_key)
+        return await self._send_keyed(
+            OutboundMessage(
+                to,
+                {
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": to,
+                    "type": "template",
+                    "template": template,
+                },
+                tag=name if tag is None else tag,
+            ),
+            idempotency_key,
+        )
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Run the send middlewares around the provider call."""
         if self._chain is None:
-            middlewares = (
-                collect_middlewares(self.plugins).send_middlewares if self.plugins else []
-            )
+            middlewares = collect_middlewares(self.plugins).send_middlewares if self.plugins else []
             self._chain = build_chain(middlewares, self._deliver)
         data: dict[str, Any] = {"client": self}
         try:
@@ -183,14 +195,22 @@ class WhatsAppClient:
         except Exception as exc:
             accepted = data.get(_ACCEPTED)
             if isinstance(accepted, SendResult):  # the message went out: not a failed send
-                log.error("a send middleware failed after the provider accepted %s (to %s): "
-                          "%s: %s", accepted.message_id, self._redact(message.to),
-                          type(exc).__name__, exc)
+                log.error(
+                    "a send middleware failed after the provider accepted %s (to %s): %s: %s",
+                    accepted.message_id,
+                    self._redact(message.to),
+                    type(exc).__name__,
+                    exc,
+                )
                 if self.manager is not None:
                     self.manager.record_hook_error()
                 return accepted
-            error = exc if isinstance(exc, SendError) else SendError(
-                f"send failed: {type(exc).__name__}: {exc}", provider=message.provider
+            error = (
+                exc
+                if isinstance(exc, SendError)
+                else SendError(
+                    f"send failed: {type(exc).__name__}: {exc}", provider=message.provider
+                )
             )
             log.warning("send to %s failed: %s", self._redact(message.to), error)
             await self._send_failed(message, error)
@@ -228,9 +248,14 @@ class WhatsAppClient:
         try:
             result = await self._claim_and_send(ledger, digest, message)
         except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else SendError(
-                "the first send with this idempotency key was cancelled", provider=message.provider
-            ))
+            future.set_exception(
+                exc
+                if isinstance(exc, Exception)
+                else SendError(
+                    "the first send with this idempotency key was cancelled",
+                    provider=message.provider,
+                )
+            )
             future.exception()  # retrieved: no "never retrieved" warning when nobody waited
             raise
         else:
@@ -257,14 +282,20 @@ class WhatsAppClient:
                     break
                 found = claim if claim != "pending" else await self._wait(ledger, digest, deadline)
             except StoreUnavailable as exc:
-                raise SendError(f"cannot check the idempotency key, nothing was sent: {exc}",
-                                provider=message.provider) from exc
+                raise SendError(
+                    f"cannot check the idempotency key, nothing was sent: {exc}",
+                    provider=message.provider,
+                ) from exc
             if isinstance(found, SendRecord):
                 self.replayed += 1
-                log.info("idempotent send to %s answered by %s, not sent again",
-                         self._redact(message.to), found.message_id)
-                return SendResult(found.message_id, bare_address(message.to), found.provider,
-                                  replayed=True)
+                log.info(
+                    "idempotent send to %s answered by %s, not sent again",
+                    self._redact(message.to),
+                    found.message_id,
+                )
+                return SendResult(
+                    found.message_id, bare_address(message.to), found.provider, replayed=True
+                )
             # None: the other send failed and released the key, or its claim expired: retry.
         try:
             result = await self.send(message)
@@ -288,9 +319,7 @@ class WhatsAppClient:
             )
         return result
 
-    async def _wait(
-        self, ledger: SendLedger, digest: str, deadline: float
-    ) -> SendRecord | None:
+    async def _wait(self, ledger: SendLedger, digest: str, deadline: float) -> SendRecord | None:
         """Poll the ledger until the send that holds ``digest`` is recorded (its record) or
         gone (None); SendError when it is still pending at ``deadline``."""
         loop = asyncio.get_running_loop()
@@ -301,8 +330,9 @@ class WhatsAppClient:
             found = await ledger.lookup(digest)
             if found != "pending":
                 return found
-        raise SendError("a send with this idempotency key is still under way elsewhere; "
-                        "nothing was sent")
+        raise SendError(
+            "a send with this idempotency key is still under way elsewhere; nothing was sent"
+        )
 
     async def _send_failed(self, message: OutboundMessage, error: SendError) -> None:
         if self.plugins is None:
@@ -325,9 +355,7 @@ class WhatsAppClient:
                 status = response.status
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise SendError(
-                f"cannot reach the Graph API: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise SendError(f"cannot reach the Graph API: {type(exc).__name__}: {exc}") from exc
         try:
             document = json.loads(raw) if raw else None
         except ValueError:
@@ -353,8 +381,9 @@ def _graph_error(status: int, document: object) -> SendError:
     """The Graph API's ``{"error": {"message", "code", "error_data": {"details"}, …}}``."""
     error = document.get("error") if isinstance(document, dict) else None
     if not isinstance(error, dict):
-        return SendError(f"the Graph API answered HTTP {status} without an error object",
-                         http_status=status)
+        return SendError(
+            f"the Graph API answered HTTP {status} without an error object", http_status=status
+        )
     data = error.get("error_data")
     details = data.get("details") if isinstance(data, dict) else None
     code = error.get("code")

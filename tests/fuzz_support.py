@@ -66,9 +66,15 @@ REQUESTS_PER_EXAMPLE = {"ci": 4, "long": 20}[PROFILE]
 EXAMPLES = {"ci": {"memory": 40, "redis": 15}, "long": {"memory": 1000, "redis": 250}}[PROFILE]
 
 settings.register_profile(
-    "wa-fuzz", deadline=None, database=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    "wa-fuzz",
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 
@@ -129,8 +135,9 @@ class ServerThread:
     def webhooks(self) -> dict[str, Any]:
         return self.app[RUNTIME_KEY].webhooks
 
-    def request(self, method: str, path: str, body: bytes = b"",
-                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -189,8 +196,7 @@ class Counts:
 
 # -- real payloads -----------------------------------------------------------------------------
 
-TRACKED = ("wamid.FUZZ0001", "wamid.FUZZ0002", "3EB0FUZZ0001", "3EB0FUZZ0002",
-           "SM" + "f" * 32)
+TRACKED = ("wamid.FUZZ0001", "wamid.FUZZ0002", "3EB0FUZZ0001", "3EB0FUZZ0002", "SM" + "f" * 32)
 WWEB_ID = "true_16505551234@c.us_3EB0FUZZ0001"
 
 
@@ -199,48 +205,91 @@ def base_document(provider: str, variant: int) -> Any:
     stamp = str(DEFAULT_TIMESTAMP)
     if provider == "meta":
         changes = [
-            meta_change(statuses=[
-                meta_status("wamid.FUZZ0001", "delivered", timestamp=stamp),
-                meta_status("wamid.FUZZ0002", "read", timestamp=stamp,
-                            conversation={"id": "c1", "origin": {"type": "utility"}},
-                            pricing={"billable": True, "pricing_model": "PMP"}),
-                meta_failed_status("wamid.FUZZ0003", timestamp=stamp),
-                meta_status("wamid.FUZZ0004", "enqueued", timestamp=DEFAULT_TIMESTAMP * 1000,
-                            gs_id="g1"),
-                meta_status("wamid.FUZZ0005", "sent", recipient_id=None,
-                            recipient_user_id="US.13491208655302741918"),
-            ]),
+            meta_change(
+                statuses=[
+                    meta_status("wamid.FUZZ0001", "delivered", timestamp=stamp),
+                    meta_status(
+                        "wamid.FUZZ0002",
+                        "read",
+                        timestamp=stamp,
+                        conversation={"id": "c1", "origin": {"type": "utility"}},
+                        pricing={"billable": True, "pricing_model": "PMP"},
+                    ),
+                    meta_failed_status("wamid.FUZZ0003", timestamp=stamp),
+                    meta_status(
+                        "wamid.FUZZ0004", "enqueued", timestamp=DEFAULT_TIMESTAMP * 1000, gs_id="g1"
+                    ),
+                    meta_status(
+                        "wamid.FUZZ0005",
+                        "sent",
+                        recipient_id=None,
+                        recipient_user_id="US.13491208655302741918",
+                    ),
+                ]
+            ),
             meta_change(messages=[meta_inbound("wamid.IN0001")]),
         ]
-        return {"object": "whatsapp_business_account",
-                "entry": [{"id": "102290129340398", "changes": changes[: 1 + variant % 2]}]}
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": changes[: 1 + variant % 2]}],
+        }
     if provider == "waha":
         if variant % 3 == 2:
-            return {"event": "message", "timestamp": DEFAULT_TIMESTAMP * 1000,
-                    "payload": {"id": "false_16505551234@c.us_AAAA1111", "fromMe": False,
-                                "from": "16505551234@c.us", "body": "hi",
-                                "timestamp": DEFAULT_TIMESTAMP, "hasMedia": False}}
+            return {
+                "event": "message",
+                "timestamp": DEFAULT_TIMESTAMP * 1000,
+                "payload": {
+                    "id": "false_16505551234@c.us_AAAA1111",
+                    "fromMe": False,
+                    "from": "16505551234@c.us",
+                    "body": "hi",
+                    "timestamp": DEFAULT_TIMESTAMP,
+                    "hasMedia": False,
+                },
+            }
         event = "message.ack.group" if variant % 3 == 1 else "message.ack"
-        message = (WWEB_ID if event == "message.ack"
-                   else "false_120363025246125486@g.us_3EB0FUZZ0002_16505551234@c.us")
-        return {"id": "evt_1", "event": event, "timestamp": DEFAULT_TIMESTAMP * 1000,
-                "session": "default", "engine": "WEBJS",
-                "payload": {"id": message, "from": "16505551234@c.us", "participant": None,
-                            "fromMe": True, "ack": 2 + variant % 2, "ackName": "DEVICE"}}
+        message = (
+            WWEB_ID
+            if event == "message.ack"
+            else "false_120363025246125486@g.us_3EB0FUZZ0002_16505551234@c.us"
+        )
+        return {
+            "id": "evt_1",
+            "event": event,
+            "timestamp": DEFAULT_TIMESTAMP * 1000,
+            "session": "default",
+            "engine": "WEBJS",
+            "payload": {
+                "id": message,
+                "from": "16505551234@c.us",
+                "participant": None,
+                "fromMe": True,
+                "ack": 2 + variant % 2,
+                "ackName": "DEVICE",
+            },
+        }
     if provider == "bridge":
-        return {"library": "whatsapp-web.js", "acks": [
-            bridge_ack(WWEB_ID, 2, DEFAULT_TIMESTAMP, "16505551234@c.us"),
-            bridge_ack("true_123456789012345@lid_3EB0FUZZ0002", 3, DEFAULT_TIMESTAMP * 1000),
-            bridge_ack("3EB0FUZZ0003", 5, DEFAULT_TIMESTAMP, library="baileys"),
-            bridge_ack("3EB0FUZZ0004", -1, DEFAULT_TIMESTAMP),
-        ]}
+        return {
+            "library": "whatsapp-web.js",
+            "acks": [
+                bridge_ack(WWEB_ID, 2, DEFAULT_TIMESTAMP, "16505551234@c.us"),
+                bridge_ack("true_123456789012345@lid_3EB0FUZZ0002", 3, DEFAULT_TIMESTAMP * 1000),
+                bridge_ack("3EB0FUZZ0003", 5, DEFAULT_TIMESTAMP, library="baileys"),
+                bridge_ack("3EB0FUZZ0004", -1, DEFAULT_TIMESTAMP),
+            ],
+        }
     status = ("delivered", "failed", "read", "received")[variant % 4]
     form = twilio_form("SM" + "f" * 32, status)
     if status == "failed":
         form["ErrorCode"] = "63016"
     if status == "received":
-        form = {"SmsStatus": "received", "MessageSid": "SM" + "e" * 32,
-                "From": "whatsapp:+16505551234", "Body": "hello", "NumMedia": "0"}
+        form = {
+            "SmsStatus": "received",
+            "MessageSid": "SM" + "e" * 32,
+            "From": "whatsapp:+16505551234",
+            "Body": "hello",
+            "NumMedia": "0",
+        }
     return list(form.items())
 
 
@@ -248,16 +297,40 @@ def base_document(provider: str, variant: int) -> Any:
 
 SURROGATES = ["\ud800", "\udfff", "\udc80", "\ud83d"]
 WEIRD_STRINGS = [
-    "", " ", "\u00b2", "\u0661\u0662\u0663", "\x00", "\x7f", "\u2028", "\U0001f642", "1e400",
-    "NaN", "Infinity", "-1", "+", "0x1F", "true_16505551234@c.us_", "@lid", "\u00b2@c.us",
-    "whatsapp:+\u00b2", "9" * 30, "1" * 4400, "x" * 300, "sha256=", "null", "[]", "{}",
-    "US.\u00e9", "13\u00b2", "1750030073.0.0", "\ufeff1750030073",
+    "",
+    " ",
+    "\u00b2",
+    "\u0661\u0662\u0663",
+    "\x00",
+    "\x7f",
+    "\u2028",
+    "\U0001f642",
+    "1e400",
+    "NaN",
+    "Infinity",
+    "-1",
+    "+",
+    "0x1F",
+    "true_16505551234@c.us_",
+    "@lid",
+    "\u00b2@c.us",
+    "whatsapp:+\u00b2",
+    "9" * 30,
+    "1" * 4400,
+    "x" * 300,
+    "sha256=",
+    "null",
+    "[]",
+    "{}",
+    "US.\u00e9",
+    "13\u00b2",
+    "1750030073.0.0",
+    "\ufeff1750030073",
 ]
 _strings = st.one_of(
     st.text(max_size=30),
     st.sampled_from(WEIRD_STRINGS),
-    st.lists(st.one_of(st.text(max_size=4), st.sampled_from(SURROGATES)), max_size=6).map(
-        "".join),
+    st.lists(st.one_of(st.text(max_size=4), st.sampled_from(SURROGATES)), max_size=6).map("".join),
 )
 _numbers = st.one_of(
     st.integers(),
@@ -267,10 +340,13 @@ _numbers = st.one_of(
 _scalars = st.one_of(_strings, _numbers, st.booleans(), st.none())
 _values = st.recursive(
     _scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(_strings, inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(_strings, inner, max_size=3)
+    ),
     max_leaves=8,
 )
+
+
 class Picker:
     """The choices a mutation makes. ``HypothesisPicker`` draws each from hypothesis (shrinkable:
     the CI profile); ``RandomPicker`` takes them from a ``random.Random`` that hypothesis seeds
@@ -309,8 +385,25 @@ class HypothesisPicker(Picker):
         return self.data.draw(st.binary(min_size=1, max_size=4))
 
 
-_NUMBERS = [10**30, -(10**30), 2**63, 2**64 + 1, -1, 0, 10**400, 1750030073123456, 1.5, -0.0,
-            float("nan"), float("inf"), float("-inf"), 1e308, 5e-324, 1750030073, 1750030073123]
+_NUMBERS = [
+    10**30,
+    -(10**30),
+    2**63,
+    2**64 + 1,
+    -1,
+    0,
+    10**400,
+    1750030073123456,
+    1.5,
+    -0.0,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    1e308,
+    5e-324,
+    1750030073,
+    1750030073123,
+]
 
 
 class RandomPicker(Picker):
@@ -358,8 +451,21 @@ class RandomPicker(Picker):
         return bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 4)))
 
 
-_OPS = ("replace", "replace", "replace", "delete", "insert", "swap_type", "deep", "duplicate",
-        "grow", "truncate", "bytes", "unsign", "none")
+_OPS = (
+    "replace",
+    "replace",
+    "replace",
+    "delete",
+    "insert",
+    "swap_type",
+    "deep",
+    "duplicate",
+    "grow",
+    "truncate",
+    "bytes",
+    "unsign",
+    "none",
+)
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -445,9 +551,21 @@ def _mutate_json(pick: Picker, document: Any) -> tuple[bytes, str]:
 
 def _text_op(pick: Picker, op: str, body: bytes) -> bytes:
     if op == "duplicate":  # a key repeated in its object, with another value
-        keys = [k for k in (b'"id": ', b'"status": ', b'"ack": ', b'"timestamp": ',
-                            b'"recipient_id": ', b'"code": ', b'"event": ', b'"acks": ',
-                            b'"entry": ') if k in body]
+        keys = [
+            k
+            for k in (
+                b'"id": ',
+                b'"status": ',
+                b'"ack": ',
+                b'"timestamp": ',
+                b'"recipient_id": ',
+                b'"code": ',
+                b'"event": ',
+                b'"acks": ',
+                b'"entry": ',
+            )
+            if k in body
+        ]
         if keys:
             key = pick.choice(keys)
             value = json.dumps(pick.value(), allow_nan=True).encode()
@@ -464,7 +582,7 @@ def _text_op(pick: Picker, op: str, body: bytes) -> bytes:
         return body[: pick.integer(0, max(0, len(body) - 1))]
     position = pick.integer(0, len(body))
     noise = pick.noise()
-    return body[:position] + noise + body[position + pick.integer(0, 2):]
+    return body[:position] + noise + body[position + pick.integer(0, 2) :]
 
 
 def _mutate_form(pick: Picker, pairs: list[tuple[str, str]]) -> tuple[bytes, str]:
@@ -479,8 +597,9 @@ def _mutate_form(pick: Picker, pairs: list[tuple[str, str]]) -> tuple[bytes, str
         elif op == "delete" and pairs:
             del pairs[index]
         elif op in ("insert", "deep", "grow"):
-            name = pick.choice(["ErrorCode", "To", "MessageStatus", "MessageSid", "From", "X",
-                                pick.string()])
+            name = pick.choice(
+                ["ErrorCode", "To", "MessageStatus", "MessageSid", "From", "X", pick.string()]
+            )
             pairs.insert(index, (name, pick.string()))
         elif op == "duplicate" and pairs:
             pairs.append((pairs[index][0], pick.string()))
@@ -490,8 +609,10 @@ def _mutate_form(pick: Picker, pairs: list[tuple[str, str]]) -> tuple[bytes, str
             signing = pick.choice(["unsign", "badsig"])
     body = "&".join(
         quote(name.encode("utf-8", "surrogatepass"), safe="")
-        + "=" + quote(value.encode("utf-8", "surrogatepass"), safe="")
-        for name, value in pairs).encode()
+        + "="
+        + quote(value.encode("utf-8", "surrogatepass"), safe="")
+        for name, value in pairs
+    ).encode()
     for op in tail_ops:
         body = _text_op(pick, op, body)
     return body, signing

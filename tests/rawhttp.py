@@ -47,7 +47,7 @@ async def raw_request(
         for index in range(len(body)):
             if answer.done():
                 break
-            writer.write(body[index:index + 1])
+            writer.write(body[index : index + 1])
             await writer.drain()
             await asyncio.wait([answer], timeout=trickle)
         return await asyncio.wait_for(answer, timeout)

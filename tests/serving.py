@@ -68,11 +68,13 @@ class FakeGraph:
 
     async def messages(self, request: web.Request) -> web.Response:
         payload = await request.json()
-        self.requests.append({
-            "phone_number_id": request.match_info["phone_number_id"],
-            "authorization": request.headers.get("Authorization"),
-            "payload": payload,
-        })
+        self.requests.append(
+            {
+                "phone_number_id": request.match_info["phone_number_id"],
+                "authorization": request.headers.get("Authorization"),
+                "payload": payload,
+            }
+        )
         if self.fail_with is not None:
             status, document = self.fail_with
             return web.json_response(document, status=status)

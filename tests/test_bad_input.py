@@ -39,10 +39,13 @@ from tests.webhook_apps import (
 
 __all__ = ["redis_prefix", "redis_url"]  # fixtures used here
 
-SIGNATURE_HEADERS = {"meta": b"X-Hub-Signature-256", "twilio": b"X-Twilio-Signature",
-                     "waha": b"X-Webhook-Hmac", "bridge": b"X-Bridge-Signature"}
-NOT_ASCII = [b"\xff\xfe\x80", b"sha256=\xc3\xa9" + b"0" * 62, b"\xed\xa0\x80",
-             b"sha256=\x80\x81"]
+SIGNATURE_HEADERS = {
+    "meta": b"X-Hub-Signature-256",
+    "twilio": b"X-Twilio-Signature",
+    "waha": b"X-Webhook-Hmac",
+    "bridge": b"X-Bridge-Signature",
+}
+NOT_ASCII = [b"\xff\xfe\x80", b"sha256=\xc3\xa9" + b"0" * 62, b"\xed\xa0\x80", b"sha256=\x80\x81"]
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -70,24 +73,34 @@ def sample_body(provider: str) -> bytes:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("value", NOT_ASCII)
-async def test_a_signature_header_that_is_not_ascii_is_403(aiohttp_server, caplog, provider,
-                                                           value):
+async def test_a_signature_header_that_is_not_ascii_is_403(aiohttp_server, caplog, provider, value):
     server = await aiohttp_server(provider_app("memory", Clock()))
     body = sample_body(provider)
     with caplog.at_level(logging.WARNING):
-        response = await raw_request(server.host, server.port, f"/webhooks/{provider}".encode(),
-                                     [(SIGNATURE_HEADERS[provider], value)], body)
+        response = await raw_request(
+            server.host,
+            server.port,
+            f"/webhooks/{provider}".encode(),
+            [(SIGNATURE_HEADERS[provider], value)],
+            body,
+        )
     assert response.status == 403
     assert tracebacks(caplog.records) == []
     assert server.app[RUNTIME_KEY].webhooks[provider].unauthorized == 1
 
 
-async def test_a_control_byte_in_a_header_is_400_from_http_without_a_traceback(aiohttp_server,
-                                                                             caplog):
+async def test_a_control_byte_in_a_header_is_400_from_http_without_a_traceback(
+    aiohttp_server, caplog
+):
     server = await aiohttp_server(provider_app("memory", Clock()))
     with caplog.at_level(logging.WARNING):
-        response = await raw_request(server.host, server.port, b"/webhooks/meta",
-                                     [(b"X-Hub-Signature-256", b"sha256=\x00")], b"{}")
+        response = await raw_request(
+            server.host,
+            server.port,
+            b"/webhooks/meta",
+            [(b"X-Hub-Signature-256", b"sha256=\x00")],
+            b"{}",
+        )
     assert response.status == 400
     assert tracebacks(caplog.records) == []
     assert "malformed HTTP request refused" in caplog.text
@@ -95,31 +108,37 @@ async def test_a_control_byte_in_a_header_is_400_from_http_without_a_traceback(a
 
 @pytest.mark.parametrize("route", [b"/sessions/stats", b"/sessions/debug", b"/metrics"])
 @pytest.mark.parametrize("value", [b"Bearer \xff\xfe", b"Bearer t\xc3\xa9", b"\xed\xa0\x80 x"])
-async def test_an_authorization_header_that_is_not_ascii_is_401(aiohttp_server, caplog, route,
-                                                                value):
+async def test_an_authorization_header_that_is_not_ascii_is_401(
+    aiohttp_server, caplog, route, value
+):
     app = provider_app("memory", Clock(), server={"admin_token": "admin-token"})
     server = await aiohttp_server(app)
     with caplog.at_level(logging.WARNING):
-        response = await raw_request(server.host, server.port, route,
-                                     [(b"Authorization", value)], method=b"GET")
+        response = await raw_request(
+            server.host, server.port, route, [(b"Authorization", value)], method=b"GET"
+        )
     assert response.status == 401
     assert tracebacks(caplog.records) == []
-    good = await raw_request(server.host, server.port, route,
-                             [(b"Authorization", b"Bearer admin-token")], method=b"GET")
+    good = await raw_request(
+        server.host, server.port, route, [(b"Authorization", b"Bearer admin-token")], method=b"GET"
+    )
     assert good.status == 200
 
 
 @pytest.mark.parametrize("host", [b"x:99999", b"[", b"bot.example.com:-1", b"\xff", b"a/b"])
-async def test_twilio_signs_public_url_and_raw_path_never_the_host(aiohttp_server, caplog,
-                                                                   host):
+async def test_twilio_signs_public_url_and_raw_path_never_the_host(aiohttp_server, caplog, host):
     server = await aiohttp_server(provider_app("memory", Clock()))
     path = "/webhooks/twilio?tenant=a%20b&x=1"
     body = twilio_body(twilio_form("SM" + "c" * 32, "delivered"))
     headers = signed_headers("twilio", body, path)
     with caplog.at_level(logging.WARNING):
         response = await raw_request(
-            server.host, server.port, path.encode(),
-            [(b"Host", host), *((k.encode(), v.encode()) for k, v in headers.items())], body)
+            server.host,
+            server.port,
+            path.encode(),
+            [(b"Host", host), *((k.encode(), v.encode()) for k, v in headers.items())],
+            body,
+        )
     assert response.status == 200, response.body
     assert tracebacks(caplog.records) == []
     assert server.app[RUNTIME_KEY].webhooks["twilio"].receipts == 1
@@ -130,9 +149,13 @@ async def test_twilio_without_public_url_is_403_not_500_on_a_bad_host(aiohttp_se
     server = await aiohttp_server(app)
     body = twilio_body(twilio_form("SM" + "c" * 32, "delivered"))
     with caplog.at_level(logging.WARNING):
-        response = await raw_request(server.host, server.port, b"/webhooks/twilio",
-                                     [(b"Host", b"x:99999"), (b"X-Twilio-Signature", b"abc=")],
-                                     body)
+        response = await raw_request(
+            server.host,
+            server.port,
+            b"/webhooks/twilio",
+            [(b"Host", b"x:99999"), (b"X-Twilio-Signature", b"abc=")],
+            body,
+        )
     assert response.status == 403
     assert tracebacks(caplog.records) == []
 
@@ -154,8 +177,7 @@ BAD_STATUSES: list[dict[str, Any]] = [
     meta_status("wamid.\x00B14", "delivered"),
     meta_status("wamid.B15\u00e9", "delivered"),
     meta_status("x" * 129, "delivered"),
-    meta_status("wamid.B17", "delivered", recipient_id=None,
-                recipient_user_id="US.\ud800"),
+    meta_status("wamid.B17", "delivered", recipient_id=None, recipient_user_id="US.\ud800"),
 ]
 
 
@@ -165,15 +187,26 @@ async def test_bad_fields_are_rejected_and_the_good_items_of_the_batch_applied(
     app = store_app()
     client = await aiohttp_client(app)
     good = [meta_status(f"wamid.GOOD{index}", "delivered") for index in range(3)]
-    good.append(meta_status("wamid.GOOD3", "failed", recipient_id=None,
-                            errors=[{"code": 131026, "title": "\ud800 undeliverable"}]))
+    good.append(
+        meta_status(
+            "wamid.GOOD3",
+            "failed",
+            recipient_id=None,
+            errors=[{"code": 131026, "title": "\ud800 undeliverable"}],
+        )
+    )
     statuses = [good[0], *BAD_STATUSES[:8], good[1], *BAD_STATUSES[8:], good[2], good[3]]
-    body = json.dumps({"object": "whatsapp_business_account",
-                       "entry": [{"id": "1", "changes": [meta_change(statuses=statuses)]}]},
-                      allow_nan=True).encode()
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [meta_change(statuses=statuses)]}],
+        },
+        allow_nan=True,
+    ).encode()
     with caplog.at_level(logging.WARNING):
-        response = await client.post("/webhooks/meta", data=body,
-                                     headers=signed_headers("meta", body))
+        response = await client.post(
+            "/webhooks/meta", data=body, headers=signed_headers("meta", body)
+        )
     assert response.status == 200
     assert tracebacks(caplog.records) == []
     document = await check_invariants(client, app)
@@ -193,15 +226,21 @@ async def test_bad_acks_are_rejected_on_every_ack_route(aiohttp_client, caplog, 
         bridge_ack("3EB0X4", 2, timestamp=float("inf")),
         bridge_ack("3EB0\u2028X5", 2),
     ]
-    body = json.dumps({"library": "whatsapp-web.js",
-                       "acks": [bridge_ack("3EB0G1", 2), *bad_acks, bridge_ack("3EB0G2", 3)]},
-                      allow_nan=True).encode()
+    body = json.dumps(
+        {
+            "library": "whatsapp-web.js",
+            "acks": [bridge_ack("3EB0G1", 2), *bad_acks, bridge_ack("3EB0G2", 3)],
+        },
+        allow_nan=True,
+    ).encode()
     waha = waha_ack_body("true_\u00b2@c.us_3EB0W1", 3, to=None, **{"from": None})
     with caplog.at_level(logging.WARNING):
-        first = await client.post("/webhooks/bridge", data=body,
-                                  headers=signed_headers("bridge", body))
-        second = await client.post("/webhooks/waha", data=waha,
-                                   headers=signed_headers("waha", waha))
+        first = await client.post(
+            "/webhooks/bridge", data=body, headers=signed_headers("bridge", body)
+        )
+        second = await client.post(
+            "/webhooks/waha", data=waha, headers=signed_headers("waha", waha)
+        )
     assert (first.status, second.status) == (200, 200)
     assert tracebacks(caplog.records) == []
     document = await check_invariants(client, app)
@@ -210,19 +249,20 @@ async def test_bad_acks_are_rejected_on_every_ack_route(aiohttp_client, caplog, 
     assert document["webhooks"]["waha"]["rejected"] == 1
 
 
-async def test_an_ack_with_an_lid_chat_matches_a_send_answered_with_c_us(
-    aiohttp_client, store_app
-):
+async def test_an_ack_with_an_lid_chat_matches_a_send_answered_with_c_us(aiohttp_client, store_app):
     app = store_app()
     client = await aiohttp_client(app)
     sent_as = "true_16505551234@c.us_3EB0C767D71D4A0B6E8D"  # what the send answered
     store = app[MANAGER_KEY]
     assert await store.track_sent(message_key("waha", sent_as), "16505551234")
-    for raw_id, ack in (("true_123456789012345@lid_3EB0C767D71D4A0B6E8D", 2),
-                        ("3EB0C767D71D4A0B6E8D", 3)):
+    for raw_id, ack in (
+        ("true_123456789012345@lid_3EB0C767D71D4A0B6E8D", 2),
+        ("3EB0C767D71D4A0B6E8D", 3),
+    ):
         body = waha_ack_body(raw_id, ack, **{"from": "123456789012345@lid"})
-        response = await client.post("/webhooks/waha", data=body,
-                                     headers=signed_headers("waha", body))
+        response = await client.post(
+            "/webhooks/waha", data=body, headers=signed_headers("waha", body)
+        )
         assert response.status == 200
     document = await check_invariants(client, app)
     assert document["summary"]["receipts"]["applied"] == 2
@@ -233,10 +273,12 @@ async def test_an_ack_with_an_lid_chat_matches_a_send_answered_with_c_us(
 async def test_no_phone_number_in_a_tracked_serialized_id(aiohttp_client):
     app = provider_app("memory", Clock())
     client = await aiohttp_client(app)
-    body = bridge_body([bridge_ack("false_120363025246125486@g.us_3EB0AB_16505551234@c.us", 2,
-                                   DEFAULT_TIMESTAMP)])
-    response = await client.post("/webhooks/bridge", data=body,
-                                 headers=signed_headers("bridge", body))
+    body = bridge_body(
+        [bridge_ack("false_120363025246125486@g.us_3EB0AB_16505551234@c.us", 2, DEFAULT_TIMESTAMP)]
+    )
+    response = await client.post(
+        "/webhooks/bridge", data=body, headers=signed_headers("bridge", body)
+    )
     assert response.status == 200
     manager = app[MANAGER_KEY].manager  # type: ignore[attr-defined]  # the in-memory store's
     assert [record[0] for record in manager.records()] == ["3EB0AB"]
@@ -257,19 +299,21 @@ class Gate:
         register.receive(gate)
 
 
-async def test_every_parsed_receipt_has_one_fate_with_middlewares(aiohttp_client, store_app,
-                                                                  caplog):
+async def test_every_parsed_receipt_has_one_fate_with_middlewares(
+    aiohttp_client, store_app, caplog
+):
     app = store_app(plugins=[Gate()])
     client = await aiohttp_client(app)
     statuses = [meta_status(f"wamid.{name}", "sent") for name in ("OK1", "STOP", "BOOM", "OK2")]
     body = meta_body([meta_change(statuses=statuses)])
     with caplog.at_level(logging.ERROR):
-        response = await client.post("/webhooks/meta", data=body,
-                                     headers=signed_headers("meta", body))
+        response = await client.post(
+            "/webhooks/meta", data=body, headers=signed_headers("meta", body)
+        )
     assert response.status == 200
     counters = app[RUNTIME_KEY].webhooks["meta"]
     assert (counters.receipts, sum(counters.outcomes.values())) == (4, 2)
     assert (counters.stopped, counters.errors) == (1, 1)
     assert "receive middleware failed" in caplog.text  # the one that raised is logged
-    document = (await (await client.get("/sessions/stats")).json())
+    document = await (await client.get("/sessions/stats")).json()
     assert sum(document["summary"]["receipts"].values()) == 2

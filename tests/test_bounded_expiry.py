@@ -120,8 +120,9 @@ async def test_the_server_drains_a_burst_in_the_background(aiohttp_client):
         manager.track_sent(f"wamid.{n:05d}", "16505551234", NOW + n * 60 / BURST)
     clock.set(NOW + 86400 + 120)
     body = meta_status_body([meta_status("wamid.new", "sent", timestamp=int(clock()))])
-    response = await client.post("/webhooks/meta", data=body,
-                                 headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)})
+    response = await client.post(
+        "/webhooks/meta", data=body, headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)}
+    )
     assert response.status == 200
     for _ in range(200):  # the background drain, not a view, releases the rest
         if not manager.backlogged:

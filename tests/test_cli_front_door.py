@@ -26,15 +26,25 @@ SUBCOMMANDS = ("serve", "check-config", "stats", "debug-info", "simulate")
 
 
 def clean_env(**variables: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("WHATSAPP_") and not k.endswith("_FOR_DYNACONF")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("WHATSAPP_") and not k.endswith("_FOR_DYNACONF")
+    }
     env.update(variables)
     return env
 
 
 def wa_sessions(*args: str, cwd: Path = ROOT, **variables: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env=clean_env(**variables),
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=cwd,
+        env=clean_env(**variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def free_port() -> int:
@@ -93,11 +103,14 @@ def test_an_unimportable_plugin_fails_check_config_and_serve_alike(tmp_path: Pat
 
 def test_production_rules_are_the_same_for_check_config_and_serve(tmp_path: Path) -> None:
     settings = write_settings(tmp_path, "[default]\nmax_histroy_size = 3\n")
-    secrets = {"WHATSAPP_ENV": "production", "WHATSAPP_SERVER__ADMIN_TOKEN": "a-7f3a",
-               "WHATSAPP_META__APP_SECRET": "s-9c1e", "WHATSAPP_META__VERIFY_TOKEN": "v-2b4d"}
+    secrets = {
+        "WHATSAPP_ENV": "production",
+        "WHATSAPP_SERVER__ADMIN_TOKEN": "a-7f3a",
+        "WHATSAPP_META__APP_SECRET": "s-9c1e",
+        "WHATSAPP_META__VERIFY_TOKEN": "v-2b4d",
+    }
     check = wa_sessions("check-config", "--settings", str(settings), **secrets)
-    serve = wa_sessions("serve", "--settings", str(settings), "--port", str(free_port()),
-                        **secrets)
+    serve = wa_sessions("serve", "--settings", str(settings), "--port", str(free_port()), **secrets)
     for result in (check, serve):
         assert result.returncode == 2, result.stderr
         assert "max_histroy_size" in result.stderr
@@ -112,7 +125,8 @@ def test_check_config_loads_the_example_plugin_from_the_repository_root(tmp_path
     result = wa_sessions("check-config", "--settings", str(settings))
     assert result.returncode == 0, result.stderr
     assert "plugins: examples.audit_log.plugin (loaded: examples.audit_log.plugin)" in (
-        result.stdout)
+        result.stdout
+    )
 
 
 def wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 20.0) -> None:
@@ -134,8 +148,12 @@ def test_serve_runs_the_example_plugin_listed_in_settings(tmp_path: Path) -> Non
     port = free_port()
     process = subprocess.Popen(
         [str(SCRIPT), "serve", "--settings", str(settings), "--port", str(port)],
-        cwd=ROOT, env=clean_env(WA_AUDIT_LOG=str(audit)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        env=clean_env(WA_AUDIT_LOG=str(audit)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
     finally:
@@ -156,8 +174,9 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path, host: str) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = wa_sessions("serve", "--settings", str(settings), "--host", host,
-                             "--port", str(port))
+        result = wa_sessions(
+            "serve", "--settings", str(settings), "--host", host, "--port", str(port)
+        )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

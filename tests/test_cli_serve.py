@@ -49,24 +49,49 @@ def test_serve_answers_and_shuts_down_gracefully_on_sigterm(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "plugin.cli.main", "serve", "--settings", str(settings),
-         "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "plugin.cli.main",
+            "serve",
+            "--settings",
+            str(settings),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
         now = str(int(time.time()))
         body = meta_status_body([meta_status("wamid.SERVE", "sent", timestamp=now)])
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/webhooks/meta", data=body,
+            f"http://127.0.0.1:{port}/webhooks/meta",
+            data=body,
             headers={"X-Hub-Signature-256": sign_meta(body, "serve-secret")},
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 200
         stats = subprocess.run(
-            [sys.executable, "-m", "plugin.cli.main", "stats", "--settings", str(settings),
-             "--url", f"http://127.0.0.1:{port}"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+            [
+                sys.executable,
+                "-m",
+                "plugin.cli.main",
+                "stats",
+                "--settings",
+                str(settings),
+                "--url",
+                f"http://127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert stats.returncode == 0, stats.stderr
         document = json.loads(stats.stdout)
@@ -86,13 +111,17 @@ async def test_stats_and_debug_info_query_a_running_server(aiohttp_server, capsy
     server = await aiohttp_server(app)
     url = str(server.make_url("")).rstrip("/")
     loop = asyncio.get_running_loop()
-    code = await loop.run_in_executor(
-        None, main, ["stats", "--url", url, "--token", "query-token"])
+    code = await loop.run_in_executor(None, main, ["stats", "--url", url, "--token", "query-token"])
     assert code == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"summary", "sessions", "history",
-                                                        "webhooks"}
+    assert set(json.loads(capsys.readouterr().out)) == {
+        "summary",
+        "sessions",
+        "history",
+        "webhooks",
+    }
     code = await loop.run_in_executor(
-        None, main, ["debug-info", "--url", url, "--token", "query-token"])
+        None, main, ["debug-info", "--url", url, "--token", "query-token"]
+    )
     assert code == 0
     assert "manager_stats" in json.loads(capsys.readouterr().out)
     code = await loop.run_in_executor(None, main, ["stats", "--url", url, "--token", "wrong"])
@@ -110,7 +139,7 @@ def test_stats_against_an_unreachable_server_exits_1(capsys):
 def test_stats_defaults_come_from_the_settings(tmp_path, capsys):
     port = free_port()
     settings = tmp_path / "settings.toml"
-    settings.write_text(f"[default.server]\nport = {port}\nadmin_token = \"x\"\n")
+    settings.write_text(f'[default.server]\nport = {port}\nadmin_token = "x"\n')
     assert main(["debug-info", "--settings", str(settings)]) == 1
     assert f"http://127.0.0.1:{port}" in capsys.readouterr().err
 
@@ -121,7 +150,8 @@ def test_serve_fixes_glibc_mmap_threshold_unless_the_environment_does(monkeypatc
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert _pin_mmap_threshold() is False  # the operator's own setting wins
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
-    glibc = Path("/lib/x86_64-linux-gnu/libc.so.6").exists() or Path(
-        "/lib/aarch64-linux-gnu/libc.so.6"
-    ).exists()
+    glibc = (
+        Path("/lib/x86_64-linux-gnu/libc.so.6").exists()
+        or Path("/lib/aarch64-linux-gnu/libc.so.6").exists()
+    )
     assert _pin_mmap_threshold() is glibc

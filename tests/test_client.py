@@ -65,8 +65,13 @@ async def graph(aiohttp_server):
 
 
 def sending(graph: FakeGraph) -> dict[str, Any]:
-    return {"meta": {"access_token": ACCESS_TOKEN, "phone_number_id": PHONE_NUMBER_ID,
-                     "api_base_url": graph.url}}
+    return {
+        "meta": {
+            "access_token": ACCESS_TOKEN,
+            "phone_number_id": PHONE_NUMBER_ID,
+            "api_base_url": graph.url,
+        }
+    }
 
 
 async def test_a_send_and_its_receipts_complete_the_funnel(aiohttp_client, graph):
@@ -93,7 +98,11 @@ async def test_a_send_and_its_receipts_complete_the_funnel(aiohttp_client, graph
         assert (await post_meta(client, body)).status == 200
     summary = (await stats(client))["summary"]
     assert (summary["sent"], summary["delivered"], summary["read"], summary["pending"]) == (
-        1, 1, 1, 0)
+        1,
+        1,
+        1,
+        0,
+    )
     assert summary["receipts"]["applied"] == 3
     assert summary["receipts"]["adopted"] == 0
 
@@ -102,12 +111,16 @@ async def test_send_template(aiohttp_client, graph):
     app, manager = make_app(sending(graph))
     await aiohttp_client(app)
     components = [{"type": "body", "parameters": [{"type": "text", "text": "9:00"}]}]
-    result = await app[CLIENT_KEY].send_template("16505551234", "appointment_reminder", "en_US",
-                                                 components)
+    result = await app[CLIENT_KEY].send_template(
+        "16505551234", "appointment_reminder", "en_US", components
+    )
     payload = graph.requests[0]["payload"]
     assert payload["type"] == "template"
-    assert payload["template"] == {"name": "appointment_reminder", "language": {"code": "en_US"},
-                                   "components": components}
+    assert payload["template"] == {
+        "name": "appointment_reminder",
+        "language": {"code": "en_US"},
+        "components": components,
+    }
     assert result.raw["messages"][0]["message_status"] == "accepted"
     assert manager.tracked_messages == 1
 
@@ -187,9 +200,13 @@ async def test_an_unreachable_api_raises_send_error_without_status():
     plugins = make_plugin_manager(manager, entry_points=False)
     watcher = SendWatcher()
     plugins.register(watcher)
-    async with WhatsAppClient(phone_number_id="1", access_token="t", plugins=plugins,
-                              manager=manager,
-                              api_base_url=f"http://127.0.0.1:{_closed_port()}") as client:
+    async with WhatsAppClient(
+        phone_number_id="1",
+        access_token="t",
+        plugins=plugins,
+        manager=manager,
+        api_base_url=f"http://127.0.0.1:{_closed_port()}",
+    ) as client:
         with pytest.raises(SendError) as caught:
             await client.send_text("16505551234", "hello")
     assert caught.value.http_status is None
@@ -200,8 +217,13 @@ async def test_an_unreachable_api_raises_send_error_without_status():
 async def test_a_standalone_client_tracks_through_its_plugin_manager(graph):
     manager = MessageSessionManager(clock=Clock())
     plugins = make_plugin_manager(manager, entry_points=False)
-    async with WhatsAppClient(phone_number_id="1", access_token="t", plugins=plugins,
-                              manager=manager, api_base_url=graph.url) as client:
+    async with WhatsAppClient(
+        phone_number_id="1",
+        access_token="t",
+        plugins=plugins,
+        manager=manager,
+        api_base_url=graph.url,
+    ) as client:
         await client.send_text("+16505551234", "hello")
     assert [record[0] for record in manager.records()] == ["wamid.SENT0001"]
 
@@ -266,8 +288,9 @@ async def wait_for(predicate: Any, timeout: float = 15.0) -> None:
 
 
 def redis_sending_app(graph: FakeGraph, url: str, prefix: str, clock: Clock) -> web.Application:
-    settings = make_settings({**sending(graph), "store": "redis", "redis_url": url,
-                              "redis_prefix": prefix})
+    settings = make_settings(
+        {**sending(graph), "store": "redis", "redis_url": url, "redis_prefix": prefix}
+    )
     return create_app(settings, clock=clock, entry_points=False)
 
 
@@ -292,16 +315,18 @@ async def test_sends_accepted_while_redis_is_away_are_returned_and_tracked_once_
 
     # Redis dies while the Graph API handles the first send (claimed under its key).
     graph.on_request = private_redis.kill
-    first = await whatsapp.send_text("+" + NUMBER, "Your appointment is tomorrow",
-                                     idempotency_key="appointment-1")
+    first = await whatsapp.send_text(
+        "+" + NUMBER, "Your appointment is tomorrow", idempotency_key="appointment-1"
+    )
     assert (first.message_id, first.to, first.replayed) == ("wamid.SENT0001", NUMBER, False)
     # Redis is away: a send without a key goes out, its tracking waits.
     second = await whatsapp.send_text(NUMBER, "Please bring your card")
     assert second.message_id == "wamid.SENT0002"
     # A send with a key cannot check it: nothing is sent (no duplicate reminder).
     with pytest.raises(SendError, match="nothing was sent"):
-        await whatsapp.send_text(NUMBER, "Your appointment is tomorrow",
-                                 idempotency_key="appointment-1")
+        await whatsapp.send_text(
+            NUMBER, "Your appointment is tomorrow", idempotency_key="appointment-1"
+        )
     assert len(graph.requests) == 2
     assert watcher.failures == []  # no accepted message reported as failed
     assert [step for step, _ in watcher.around].count("after") == 2
@@ -315,13 +340,15 @@ async def test_sends_accepted_while_redis_is_away_are_returned_and_tracked_once_
     assert (writes.recovered["track"], writes.recovered["idempotency"]) == (2, 1)
     assert sum(writes.dropped.values()) == 0
 
-    again = await whatsapp.send_text(NUMBER, "Your appointment is tomorrow",
-                                     idempotency_key="appointment-1")
+    again = await whatsapp.send_text(
+        NUMBER, "Your appointment is tomorrow", idempotency_key="appointment-1"
+    )
     assert (again.message_id, again.replayed) == ("wamid.SENT0001", True)
     assert len(graph.requests) == 2
     stamp = str(int(clock.now))
-    body = meta_status_body([meta_status(m, "delivered", timestamp=stamp)
-                             for m in ("wamid.SENT0001", "wamid.SENT0002")])
+    body = meta_status_body(
+        [meta_status(m, "delivered", timestamp=stamp) for m in ("wamid.SENT0001", "wamid.SENT0002")]
+    )
     assert (await post_meta(client, body)).status == 200
     summary = (await stats(client))["summary"]
     assert (summary["receipts"]["applied"], summary["receipts"]["adopted"]) == (2, 0)
@@ -342,17 +369,22 @@ async def test_a_repeated_idempotency_key_answers_the_first_result_without_sendi
     app, manager = make_app(sending(graph))
     client = await aiohttp_client(app)
     whatsapp = app[CLIENT_KEY]
-    first = await whatsapp.send_template(NUMBER, "appointment_reminder", "en_US",
-                                         idempotency_key="appointment-7")
-    again = await whatsapp.send_template(NUMBER, "appointment_reminder", "en_US",
-                                         idempotency_key="appointment-7")
+    first = await whatsapp.send_template(
+        NUMBER, "appointment_reminder", "en_US", idempotency_key="appointment-7"
+    )
+    again = await whatsapp.send_template(
+        NUMBER, "appointment_reminder", "en_US", idempotency_key="appointment-7"
+    )
     assert len(graph.requests) == 1
     assert (again.message_id, again.to, again.provider) == (first.message_id, first.to, "meta")
     assert (first.replayed, again.replayed) == (False, True)
     other = await whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-8")
     unkeyed = [await whatsapp.send_text(NUMBER, "hello") for _ in range(2)]
     assert [other.message_id, *(r.message_id for r in unkeyed)] == [
-        "wamid.SENT0002", "wamid.SENT0003", "wamid.SENT0004"]
+        "wamid.SENT0002",
+        "wamid.SENT0003",
+        "wamid.SENT0004",
+    ]
     assert manager.tracked_messages == 4
     assert "wa_sessions_sends_replayed_total 1.0" in await metric_lines(client)
     with pytest.raises(ValueError):
@@ -364,9 +396,9 @@ async def test_concurrent_calls_with_one_key_make_one_provider_call(aiohttp_clie
     await aiohttp_client(app)
     graph.delay = 0.05
     whatsapp = app[CLIENT_KEY]
-    results = await asyncio.gather(*(
-        whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-9") for _ in range(20)
-    ))
+    results = await asyncio.gather(
+        *(whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-9") for _ in range(20))
+    )
     assert len(graph.requests) == 1
     assert {result.message_id for result in results} == {"wamid.SENT0001"}
     assert sum(not result.replayed for result in results) == 1
@@ -382,9 +414,10 @@ async def test_a_failed_send_frees_its_key_and_concurrent_duplicates_share_the_e
     await aiohttp_client(app)
     whatsapp = app[CLIENT_KEY]
     graph.fail_with, graph.delay = (400, GRAPH_ERROR), 0.05
-    outcomes = await asyncio.gather(*(
-        whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-3") for _ in range(5)
-    ), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-3") for _ in range(5)),
+        return_exceptions=True,
+    )
     assert len(graph.requests) == 1 and len(watcher.failures) == 1
     assert all(isinstance(o, SendError) and o.code == "131030" for o in outcomes)
     graph.fail_with = None
@@ -404,11 +437,14 @@ async def test_two_replicas_on_one_redis_send_a_key_once(
         await aiohttp_client(app)
     clients = [app[CLIENT_KEY] for app in apps]
     graph.delay = 0.1
-    results = await asyncio.gather(*(
-        clients[index % 2].send_template(NUMBER, "appointment_reminder", "en_US",
-                                         idempotency_key="appointment-42")
-        for index in range(20)
-    ))
+    results = await asyncio.gather(
+        *(
+            clients[index % 2].send_template(
+                NUMBER, "appointment_reminder", "en_US", idempotency_key="appointment-42"
+            )
+            for index in range(20)
+        )
+    )
     assert len(graph.requests) == 1
     assert {result.message_id for result in results} == {"wamid.SENT0001"}
     assert sum(not result.replayed for result in results) == 1
@@ -481,13 +517,20 @@ async def test_the_clinic_bot_sends_one_reminder_per_appointment(
     monkeypatch.setenv("WHATSAPP_META__APP_SECRET", "clinic-secret")
     monkeypatch.setenv("WHATSAPP_META__API_BASE_URL", graph.url)
     client = await aiohttp_client(bot.build_app(clock=Clock(), entry_points=False))
-    appointment = {"appointment_id": "A-1001", "phone": "+573001234567", "patient": "Ana",
-                   "when": "martes 9:00"}
-    answers = [await (await client.post("/reminders", json=appointment)).json()
-               for _ in range(2)]  # the scheduler retried
+    appointment = {
+        "appointment_id": "A-1001",
+        "phone": "+573001234567",
+        "patient": "Ana",
+        "when": "martes 9:00",
+    }
+    answers = [
+        await (await client.post("/reminders", json=appointment)).json() for _ in range(2)
+    ]  # the scheduler retried
     assert len(graph.requests) == 1
-    assert answers == [{"message_id": "wamid.SENT0001", "replayed": False},
-                       {"message_id": "wamid.SENT0001", "replayed": True}]
+    assert answers == [
+        {"message_id": "wamid.SENT0001", "replayed": False},
+        {"message_id": "wamid.SENT0001", "replayed": True},
+    ]
 
 
 # --- the send path tracks message keys ------------------------------------------------------
@@ -511,8 +554,7 @@ async def test_sends_are_tracked_by_their_message_key_and_meet_acks_in_any_chat_
     settings = make_settings({"waha": {"hmac_key": "waha-key"}})
     manager = MessageSessionManager.from_settings(settings, clock=Clock())
     plugins = make_plugin_manager(manager, entry_points=False)
-    whatsapp = WahaClient(phone_number_id="1", access_token="t", plugins=plugins,
-                          manager=manager)
+    whatsapp = WahaClient(phone_number_id="1", access_token="t", plugins=plugins, manager=manager)
     app = create_app(settings, manager=manager, plugins=plugins, client=whatsapp)
     client = await aiohttp_client(app)
     first = await whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-11")
@@ -520,11 +562,15 @@ async def test_sends_are_tracked_by_their_message_key_and_meet_acks_in_any_chat_
     assert [record[0] for record in manager.records()] == ["3EB0C767D71D4A0B6E8D"]
     again = await whatsapp.send_text(NUMBER, "hello", idempotency_key="appointment-11")
     assert (again.message_id, again.provider, again.replayed) == (
-        "3EB0C767D71D4A0B6E8D", "waha", True)  # the record keeps the key: no number
+        "3EB0C767D71D4A0B6E8D",
+        "waha",
+        True,
+    )  # the record keeps the key: no number
 
     body = waha_ack_body("true_123456789012345@lid_3EB0C767D71D4A0B6E8D", ack=2)
-    response = await client.post("/webhooks/waha", data=body,
-                                 headers=waha_headers(body, "waha-key"))
+    response = await client.post(
+        "/webhooks/waha", data=body, headers=waha_headers(body, "waha-key")
+    )
     assert response.status == 200
     summary = (await stats(client))["summary"]
     assert (summary["receipts"]["applied"], summary["receipts"]["adopted"]) == (1, 0)
@@ -538,10 +584,12 @@ async def test_sends_are_tracked_by_their_message_key_and_meet_acks_in_any_chat_
 async def test_sends_are_counted_under_their_tag(aiohttp_client, graph, store, request):
     extra: dict[str, Any] = {}
     if store == "redis":
-        extra = {"store": "redis", "redis_url": request.getfixturevalue("redis_url"),
-                 "redis_prefix": request.getfixturevalue("redis_prefix")}
-    app = create_app(make_settings({**sending(graph), **extra}), clock=Clock(),
-                     entry_points=False)
+        extra = {
+            "store": "redis",
+            "redis_url": request.getfixturevalue("redis_url"),
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    app = create_app(make_settings({**sending(graph), **extra}), clock=Clock(), entry_points=False)
     client = await aiohttp_client(app)
     whatsapp = app[CLIENT_KEY]
     await whatsapp.send_template(NUMBER, "appointment_reminder", "en_US")  # tag: its name
@@ -551,4 +599,7 @@ async def test_sends_are_counted_under_their_tag(aiohttp_client, graph, store, r
     session = (await stats(client))["sessions"][0]
     assert session["sent"] == 4
     assert {tag: funnel["sent"] for tag, funnel in session["tags"].items()} == {
-        "appointment_reminder": 1, "reminders": 1, "lab_results": 1}
+        "appointment_reminder": 1,
+        "reminders": 1,
+        "lab_results": 1,
+    }

@@ -53,7 +53,7 @@ def test_the_example_plugin_of_the_readme_works(tmp_path, monkeypatch, caplog):
     from tests.clock import Clock, at
 
     readme = README.read_text(encoding="utf-8")
-    hooks = readme[readme.index("## Hooks"):]
+    hooks = readme[readme.index("## Hooks") :]
     source = re.search(r"```python\n(.*?)```", hooks, re.S).group(1)
     (tmp_path / "readme_clinic_alerts.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))

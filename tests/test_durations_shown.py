@@ -21,13 +21,16 @@ async def test_debug_json_keeps_integer_milliseconds(aiohttp_client) -> None:
     assert stats["session_period"] == 24 * HOUR_MS
     assert stats["max_session_age"] == 48 * HOUR_MS
     assert stats["cleanup_interval"] == 90_000
-    assert all(type(stats[key]) is int for key in (
-        "ack_tracking_window", "session_period", "max_session_age", "cleanup_interval"))
+    assert all(
+        type(stats[key]) is int
+        for key in ("ack_tracking_window", "session_period", "max_session_age", "cleanup_interval")
+    )
 
 
 def test_check_config_text_spells_durations_for_people() -> None:
-    settings = make_settings({"ack_tracking_window": 43_200_000, "cleanup_interval": "90s",
-                              "hook_timeout": "50ms"})
+    settings = make_settings(
+        {"ack_tracking_window": 43_200_000, "cleanup_interval": "90s", "hook_timeout": "50ms"}
+    )
     text = "\n".join(summary(settings, None, []))
     assert 'ack_tracking_window = "12h"' in text
     assert 'session_period = "1d"' in text

@@ -123,8 +123,9 @@ async def test_the_receive_path_waits_for_room_and_delivers_every_status_change(
     events = app[RUNTIME_KEY].events
     statuses = [meta_status(f"wamid.{n:04d}", "sent") for n in range(300)]
     body = meta_status_body(statuses)
-    response = await client.post("/webhooks/meta", data=body,
-                                 headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)})
+    response = await client.post(
+        "/webhooks/meta", data=body, headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)}
+    )
     assert response.status == 200
     assert events.peak <= 4 + 1  # the queue, plus one slice (a quarter of the queue)
     assert await events.flush(timeout=10)
@@ -171,8 +172,13 @@ async def test_call_hook_bounds_each_coroutine_by_the_timeout():
     errors: list[int] = []
     pm = make_plugin_manager(entry_points=False)
     pm.register(Reply())
-    failed = await call_hook(pm, "whatsapp_message_received", {"message": None, "client": None},
-                             lambda: errors.append(1), timeout=0.02)
+    failed = await call_hook(
+        pm,
+        "whatsapp_message_received",
+        {"message": None, "client": None},
+        lambda: errors.append(1),
+        timeout=0.02,
+    )
     assert failed == 1 and errors == [1]
 
 
@@ -200,8 +206,9 @@ async def test_the_server_counts_events_lost_at_shutdown_in_its_metrics(aiohttp_
     app[PLUGIN_MANAGER_KEY].register(Hung())
     client = await aiohttp_client(app)
     body = meta_status_body([meta_status("wamid.A", "sent"), meta_status("wamid.B", "sent")])
-    response = await client.post("/webhooks/meta", data=body,
-                                 headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)})
+    response = await client.post(
+        "/webhooks/meta", data=body, headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)}
+    )
     assert response.status == 200
     metrics = await (await client.get("/metrics")).text()
     assert "wa_sessions_events_lost_total 0.0" in metrics
@@ -216,8 +223,9 @@ async def test_the_server_counts_events_lost_at_shutdown_in_its_metrics(aiohttp_
 
 def test_event_ids_are_deterministic_and_distinct():
     def change(message_id: str, status: Status, session: str = "2026-11-30") -> StatusChange:
-        return StatusChange(message_id, session, Status.SENT, status, Outcome.APPLIED, None,
-                            "meta", NOW)
+        return StatusChange(
+            message_id, session, Status.SENT, status, Outcome.APPLIED, None, "meta", NOW
+        )
 
     def expired(message_id: str, session: str = "2026-11-30") -> MessageExpired:
         return MessageExpired(message_id, session, Status.SENT, None, NOW, "window")

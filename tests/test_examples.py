@@ -57,8 +57,9 @@ async def test_the_clinic_bot_sends_reminders_tracks_them_and_replies(
     client = await aiohttp_client(app)
     assert await (await client.get("/")).text() == "Clinica San Rafael bot"
 
-    response = await client.post("/reminders", json={"phone": "+573001234567",
-                                                     "patient": "Ana", "when": "martes 9:00"})
+    response = await client.post(
+        "/reminders", json={"phone": "+573001234567", "patient": "Ana", "when": "martes 9:00"}
+    )
     assert response.status == 200
     message_id = (await response.json())["message_id"]
     sent = graph.requests[0]["payload"]
@@ -78,7 +79,11 @@ async def test_the_clinic_bot_sends_reminders_tracks_them_and_replies(
     summary = (await stats(client))["summary"]
     # The reminder is delivered and read; the reply is tracked too, still pending.
     assert (summary["sent"], summary["delivered"], summary["read"], summary["pending"]) == (
-        2, 1, 1, 1)
+        2,
+        1,
+        1,
+        1,
+    )
     assert app[MANAGER_KEY].options.timezone == "America/Bogota"
 
 
@@ -101,8 +106,12 @@ async def test_the_audit_log_from_settings_records_a_simulated_day(
     assert app[PLUGIN_MANAGER_KEY].get_plugin("examples.audit_log.plugin") is audit_plugin
     client = await aiohttp_client(app)
     stamp = str(int(clock.now))
-    body = meta_status_body([meta_status("wamid.D1", "delivered", timestamp=stamp),
-                             meta_status("wamid.S1", "sent", timestamp=stamp)])
+    body = meta_status_body(
+        [
+            meta_status("wamid.D1", "delivered", timestamp=stamp),
+            meta_status("wamid.S1", "sent", timestamp=stamp),
+        ]
+    )
     assert (await post_meta(client, body)).status == 200
 
     clock.advance(2 * DAY)  # the next day and its ack window go by
@@ -125,9 +134,16 @@ async def test_the_audit_log_from_settings_records_a_simulated_day(
 async def test_the_audit_log_records_failed_sends(aiohttp_client, graph, tmp_path, monkeypatch):
     log_file = tmp_path / "audit.jsonl"
     monkeypatch.setenv(audit_plugin.AUDIT_LOG_VARIABLE, str(log_file))
-    app, _ = make_app({"plugins": ["examples.audit_log.plugin"],
-                       "meta": {"access_token": ACCESS_TOKEN, "phone_number_id": "1",
-                                "api_base_url": graph.url}})
+    app, _ = make_app(
+        {
+            "plugins": ["examples.audit_log.plugin"],
+            "meta": {
+                "access_token": ACCESS_TOKEN,
+                "phone_number_id": "1",
+                "api_base_url": graph.url,
+            },
+        }
+    )
     await aiohttp_client(app)
     graph.fail_with = (400, {"error": {"message": "bad number", "code": 100}})
     from plugin.client import SendError
@@ -168,8 +184,11 @@ async def test_the_audit_log_through_an_entry_point(aiohttp_client, tmp_path, mo
 def test_a_plugin_both_listed_and_installed_is_loaded_once(tmp_path, monkeypatch):
     install_audit_entry_point(tmp_path, monkeypatch)
     app, _ = make_app({"plugins": ["examples.audit_log.plugin"]}, entry_points=True)
-    registered = [name for name, plugin in app[PLUGIN_MANAGER_KEY].list_name_plugin()
-                  if plugin is audit_plugin]
+    registered = [
+        name
+        for name, plugin in app[PLUGIN_MANAGER_KEY].list_name_plugin()
+        if plugin is audit_plugin
+    ]
     assert registered == ["examples.audit_log.plugin"]
 
 
@@ -178,7 +197,10 @@ def test_a_plugin_both_listed_and_installed_is_loaded_once(tmp_path, monkeypatch
 
 def test_there_are_settings_for_the_three_use_cases():
     assert [path.stem for path in EXAMPLE_SETTINGS] == [
-        "call_centre", "hospital_24x7", "small_clinic"]
+        "call_centre",
+        "hospital_24x7",
+        "small_clinic",
+    ]
 
 
 @pytest.mark.parametrize("path", EXAMPLE_SETTINGS, ids=lambda path: path.stem)
@@ -193,8 +215,10 @@ def test_example_settings_pass_check_config_in_production_with_secrets(path, mon
     assert main(["check-config", "--settings", str(path)]) == 2  # secrets missing: refused
     assert "server.admin_token" in capsys.readouterr().err
     secrets = {
-        "WHATSAPP_SERVER__ADMIN_TOKEN": "admin", "WHATSAPP_META__APP_SECRET": "app",
-        "WHATSAPP_META__VERIFY_TOKEN": "verify", "WHATSAPP_META__ACCESS_TOKEN": "access",
+        "WHATSAPP_SERVER__ADMIN_TOKEN": "admin",
+        "WHATSAPP_META__APP_SECRET": "app",
+        "WHATSAPP_META__VERIFY_TOKEN": "verify",
+        "WHATSAPP_META__ACCESS_TOKEN": "access",
         "WHATSAPP_REDACTION_KEY": "redaction",
         **PROVIDER_SECRETS.get(path.stem, {}),
     }

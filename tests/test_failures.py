@@ -76,28 +76,58 @@ def test_what_is_not_a_known_code_is_unknown() -> None:
 
 
 def test_failures_from_an_error_tally() -> None:
-    tally = {"131026": 2, "63003": 1, "131047": 4, "130429": 1, "132001": 1, "unknown": 3,
-             "other": 2, "131000": 1}
+    tally = {
+        "131026": 2,
+        "63003": 1,
+        "131047": 4,
+        "130429": 1,
+        "132001": 1,
+        "unknown": 3,
+        "other": 2,
+        "131000": 1,
+    }
     assert failures_by_kind(tally) == {
-        "recipient": 3, "window": 4, "limit": 1, "template": 1, "provider": 1, "unknown": 5,
+        "recipient": 3,
+        "window": 4,
+        "limit": 1,
+        "template": 1,
+        "provider": 1,
+        "unknown": 5,
     }
     assert list(failures_by_kind(tally)) == [
-        "recipient", "window", "limit", "template", "provider", "unknown"]
+        "recipient",
+        "window",
+        "limit",
+        "template",
+        "provider",
+        "unknown",
+    ]
     assert failures_by_kind({}) == {}
     assert sum_failures([{"recipient": 1}, {"recipient": 2, "limit": 1}, {}]) == {
-        "recipient": 3, "limit": 1}
+        "recipient": 3,
+        "limit": 1,
+    }
 
 
 # -- both stores -------------------------------------------------------------------------------
 
 
 CODES = ["131026", "131026", "63016", "131047", "130429", "132015", "131042", "131016", None]
-EXPECTED = {"recipient": 2, "window": 2, "limit": 1, "template": 1, "account": 1,
-            "provider": 1, "unknown": 1}
+EXPECTED = {
+    "recipient": 2,
+    "window": 2,
+    "limit": 1,
+    "template": 1,
+    "account": 1,
+    "provider": 1,
+    "unknown": 1,
+}
 
 
 async def test_failed_messages_are_counted_by_kind_in_sessions_summary_and_history(
-    make_store, clock, events  # noqa: F811
+    make_store,  # noqa: F811
+    clock,  # noqa: F811
+    events,  # noqa: F811
 ) -> None:
     store = await make_store(ack_tracking_window="2h", session_period="1d")
     for index, code in enumerate(CODES):
@@ -113,10 +143,22 @@ async def test_failed_messages_are_counted_by_kind_in_sessions_summary_and_histo
     summary = (await store.get_all_stats())["summary"]
     assert summary["failures"] == EXPECTED
 
-    kinds = [c.error.kind if c.error is not None else None
-             for c in events.changes if c.new_status is Status.FAILED]
-    assert kinds == ["recipient", "recipient", "window", "window", "limit", "template",
-                     "account", "provider", None]  # a failure without an error has none
+    kinds = [
+        c.error.kind if c.error is not None else None
+        for c in events.changes
+        if c.new_status is Status.FAILED
+    ]
+    assert kinds == [
+        "recipient",
+        "recipient",
+        "window",
+        "window",
+        "limit",
+        "template",
+        "account",
+        "provider",
+        None,
+    ]  # a failure without an error has none
 
     clock.advance(seconds=DAY + 3 * HOUR)  # the day and its window are over
     await store.cleanup()
@@ -170,10 +212,15 @@ async def test_the_triage_plugin_decides_from_the_kind(aiohttp_client, caplog) -
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "message wamid.R failed (recipient, code 131026" in logged and "call_patient" in logged
     assert "retry_later in 900s" in logged
-    assert any(r.levelno == logging.ERROR and "alert_ops" in r.getMessage()
-               for r in caplog.records)
+    assert any(r.levelno == logging.ERROR and "alert_ops" in r.getMessage() for r in caplog.records)
     assert document["summary"]["failures"] == {
-        "recipient": 1, "window": 1, "limit": 1, "template": 1, "account": 1, "provider": 1}
+        "recipient": 1,
+        "window": 1,
+        "limit": 1,
+        "template": 1,
+        "account": 1,
+        "provider": 1,
+    }
     assert document["sessions"][0]["failures"] == document["summary"]["failures"]
 
 
@@ -185,11 +232,12 @@ async def _until_decided(count: int) -> None:
 
 
 def test_the_triage_decision_of_a_change_without_an_error() -> None:
-    change = StatusChange("m1", "2026-11-30", Status.SENT, Status.FAILED, Outcome.APPLIED, None,
-                          "waha", 0.0, None)
+    change = StatusChange(
+        "m1", "2026-11-30", Status.SENT, Status.FAILED, Outcome.APPLIED, None, "waha", 0.0, None
+    )
     decision = triage.decide(change)
     assert decision is not None and (decision.kind, decision.action) == ("unknown", "alert_ops")
-    delivered = StatusChange("m1", "2026-11-30", Status.SENT, Status.DELIVERED,
-                             Outcome.APPLIED, None, "meta", 0.0, None)
+    delivered = StatusChange(
+        "m1", "2026-11-30", Status.SENT, Status.DELIVERED, Outcome.APPLIED, None, "meta", 0.0, None
+    )
     assert triage.decide(delivered) is None
-

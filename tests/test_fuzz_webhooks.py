@@ -57,12 +57,24 @@ class Fuzzed:
         document = self.server.stats()
         summary = document["summary"]
         for entry in (summary, *document["sessions"], *document["history"]):
-            counters = {k: entry[k] for k in ("sent", "delivered", "read", "played", "failed",
-                                              "pending", "expired", "evicted")}
+            counters = {
+                k: entry[k]
+                for k in (
+                    "sent",
+                    "delivered",
+                    "read",
+                    "played",
+                    "failed",
+                    "pending",
+                    "expired",
+                    "evicted",
+                )
+            }
             assert min(counters.values()) >= 0, entry
             assert min(entry["receipts"].values()) >= 0, entry
-            assert counters["sent"] == sum(counters[k] for k in (
-                "delivered", "failed", "pending", "expired", "evicted")), entry
+            assert counters["sent"] == sum(
+                counters[k] for k in ("delivered", "failed", "pending", "expired", "evicted")
+            ), entry
         webhooks = self.server.webhooks
         parsed = sum(c.receipts for c in webhooks.values())
         outcomes = sum(sum(c.outcomes.values()) for c in webhooks.values())
@@ -111,17 +123,21 @@ def fuzzed(request: pytest.FixtureRequest) -> Iterator[Fuzzed]:
 
 
 def _report(store: str, totals: dict[str, Any]) -> None:
-    line = (f"fuzz [{PROFILE}] {store}: {totals['requests']} requests, by status "
-            f"{totals['by_status']}, parsed receipts {totals['parsed']}, outcomes "
-            f"{totals['outcomes']}, rejected items {totals['rejected']}, ignored "
-            f"{totals['ignored']}, unauthorized {totals['unauthorized']}")
+    line = (
+        f"fuzz [{PROFILE}] {store}: {totals['requests']} requests, by status "
+        f"{totals['by_status']}, parsed receipts {totals['parsed']}, outcomes "
+        f"{totals['outcomes']}, rejected items {totals['rejected']}, ignored "
+        f"{totals['ignored']}, unauthorized {totals['unauthorized']}"
+    )
     print("\n" + line, file=sys.stderr if PROFILE == "ci" else sys.stdout)
     if len(TOTALS) == 2:
         requests = sum(t["requests"] for t in TOTALS.values())
         parsed = sum(t["parsed"] for t in TOTALS.values())
         outcomes = sum(t["outcomes"] for t in TOTALS.values())
-        print(f"fuzz [{PROFILE}] total: {requests} requests, parsed {parsed}, outcomes "
-              f"{outcomes}", file=sys.stderr if PROFILE == "ci" else sys.stdout)
+        print(
+            f"fuzz [{PROFILE}] total: {requests} requests, parsed {parsed}, outcomes {outcomes}",
+            file=sys.stderr if PROFILE == "ci" else sys.stdout,
+        )
 
 
 def _run_example(fuzzed: Fuzzed, data: st.DataObject, provider: str) -> None:

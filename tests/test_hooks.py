@@ -165,8 +165,7 @@ def test_a_bad_plugin_module_path_is_a_settings_error_naming_plugins(tmp_path, m
     monkeypatch.syspath_prepend(str(tmp_path))
     good = write_module(tmp_path, "X = 1\n")
     with pytest.raises(SettingsError) as caught:
-        make_plugin_manager(plugins=[good, "no_such_wa_plugin", "nor.this.one"],
-                            entry_points=False)
+        make_plugin_manager(plugins=[good, "no_such_wa_plugin", "nor.this.one"], entry_points=False)
     problems = caught.value.problems
     assert [p.key for p in problems] == ["plugins", "plugins"]
     assert [p.value for p in problems] == ["no_such_wa_plugin", "nor.this.one"]
@@ -175,7 +174,9 @@ def test_a_bad_plugin_module_path_is_a_settings_error_naming_plugins(tmp_path, m
 def test_a_plugin_path_may_name_an_object_in_a_module(tmp_path, monkeypatch, manager):
     # settings accept "mybot.crm:Plugin" (README, Keys): a class is instantiated.
     monkeypatch.syspath_prepend(str(tmp_path))
-    module = write_module(tmp_path, """
+    module = write_module(
+        tmp_path,
+        """
         from plugin.hooks.hookspecs import hookimpl
 
         class Plugin:
@@ -184,7 +185,8 @@ def test_a_plugin_path_may_name_an_object_in_a_module(tmp_path, monkeypatch, man
             @hookimpl
             def whatsapp_session_completed(self, summary):
                 self.completed.append(summary.session_id)
-    """)
+    """,
+    )
     pm = make_plugin_manager(manager, plugins=[f"{module}:Plugin"], entry_points=False)
     events = HookEvents(pm, manager)
     events.attach(manager)
@@ -277,9 +279,7 @@ async def test_a_full_event_queue_drops_nothing_and_asks_producers_to_wait(manag
     assert events.lost == 0
 
 
-def test_per_message_events_are_built_only_when_some_plugin_listens(
-    manager, clock, monkeypatch
-):
+def test_per_message_events_are_built_only_when_some_plugin_listens(manager, clock, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("built an event nobody listens to")
 
@@ -329,7 +329,9 @@ async def test_call_hook_awaits_coroutines_and_passes_only_the_arguments_asked_f
     message = InboundMessage("wamid.in", "16505551234", NOW, "text", "hi")
     errors: list[int] = []
     failed = await call_hook(
-        pm, "whatsapp_message_received", {"message": message, "client": None},
+        pm,
+        "whatsapp_message_received",
+        {"message": message, "client": None},
         lambda: errors.append(1),
     )
     assert received == [message]
@@ -349,6 +351,7 @@ async def test_the_first_middleware_in_a_chain_is_the_outermost():
             result = await handler(event, data)
             log.append(f"{label} after")
             return result
+
         return mw
 
     async def handler(event, data):

@@ -28,8 +28,10 @@ def nearest_rank(values: list[float], fraction: float) -> float:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(min_value=1.0, max_value=2_000_000.0), min_size=1, max_size=200),
-       st.sampled_from([0.5, 0.9, 0.99]))
+@given(
+    st.lists(st.floats(min_value=1.0, max_value=2_000_000.0), min_size=1, max_size=200),
+    st.sampled_from([0.5, 0.9, 0.99]),
+)
 def test_percentiles_are_within_five_percent_of_the_exact_ones(values, fraction):
     histogram: dict[int, int] = {}
     for value in values:
@@ -45,8 +47,9 @@ def test_sub_second_latencies_and_negative_ones_report_zero_and_the_buckets_are_
     assert bucket_value(0) == 0.0
     assert bucket_of(10 * 365 * 86400.0) == MAX_BUCKET
     view = latency_view({}, {})
-    assert view == {kind: {"count": 0, "p50": None, "p90": None, "p99": None}
-                    for kind in ("delivered", "read")}
+    assert view == {
+        kind: {"count": 0, "p50": None, "p90": None, "p99": None} for kind in ("delivered", "read")
+    }
 
 
 def test_latency_from_send_to_first_delivered_and_first_read():
@@ -97,7 +100,10 @@ def test_latency_survives_into_history():
 
 def funnel_adds_up(funnel: dict[str, int]) -> bool:
     return funnel["sent"] == (
-        funnel["delivered"] + funnel["failed"] + funnel["pending"] + funnel["expired"]
+        funnel["delivered"]
+        + funnel["failed"]
+        + funnel["pending"]
+        + funnel["expired"]
         + funnel["evicted"]
     )
 
@@ -154,8 +160,13 @@ def test_heap_with_every_tag_and_latency_bucket_used_stays_within_the_bound():
     try:
         before = tracemalloc.get_traced_memory()[0]
         manager = MessageSessionManager(
-            clock=clock, ack_tracking_window="1h", session_period="1h", max_session_age="2h",
-            max_history_size=4, max_tracked_messages=cap, max_tags_per_session=62,
+            clock=clock,
+            ack_tracking_window="1h",
+            session_period="1h",
+            max_session_age="2h",
+            max_history_size=4,
+            max_tracked_messages=cap,
+            max_tags_per_session=62,
         )
         n = 0
         for hour in range(6):

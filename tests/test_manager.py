@@ -33,8 +33,14 @@ DAY = 86400.0
 MONDAY = at("2026-11-30T00:00")  # a UTC midnight
 PHONE = "16505551234"
 
-Q, S, D, R, P, F = (Status.QUEUED, Status.SENT, Status.DELIVERED, Status.READ, Status.PLAYED,
-                    Status.FAILED)
+Q, S, D, R, P, F = (
+    Status.QUEUED,
+    Status.SENT,
+    Status.DELIVERED,
+    Status.READ,
+    Status.PLAYED,
+    Status.FAILED,
+)
 
 
 class Events:
@@ -79,7 +85,10 @@ def funnel(entry: dict) -> dict[str, int]:
 
 def identity_holds(entry: dict) -> bool:
     return entry["sent"] == (
-        entry["delivered"] + entry["failed"] + entry["pending"] + entry["expired"]
+        entry["delivered"]
+        + entry["failed"]
+        + entry["pending"]
+        + entry["expired"]
         + entry["evicted"]
     )
 
@@ -110,7 +119,9 @@ def test_a_message_belongs_to_the_session_of_the_day_it_was_sent(clock):
     manager.track_sent("m3")
 
     assert {m: s for m, s, *_ in manager.records()} == {
-        "m1": "2026-11-30", "m2": "2026-11-30", "m3": "2026-12-01",
+        "m1": "2026-11-30",
+        "m2": "2026-11-30",
+        "m3": "2026-12-01",
     }
     monday = session(manager, "2026-11-30")
     assert monday["started_at"] == MONDAY
@@ -135,7 +146,8 @@ def test_days_begin_at_midnight_in_the_configured_timezone():
     clock.set(at("2026-12-01T03:00"))  # local midnight
     manager.track_sent("m2")
     assert [s["session_id"] for s in manager.get_all_stats()["sessions"]] == [
-        "2026-11-30", "2026-12-01",
+        "2026-11-30",
+        "2026-12-01",
     ]
 
 
@@ -177,9 +189,7 @@ def test_on_a_daylight_saving_day_the_last_sub_day_period_absorbs_the_change(day
 # -- Rule 2: the ack window of each message ----------------------------------------------------
 
 
-def test_a_pending_message_is_released_at_sent_at_plus_window_and_counts_as_expired(
-    clock, events
-):
+def test_a_pending_message_is_released_at_sent_at_plus_window_and_counts_as_expired(clock, events):
     manager = make(clock, events, ack_tracking_window="2h")
     sent_at = clock.now
     manager.track_sent("m1", recipient=PHONE)
@@ -266,14 +276,15 @@ def test_a_session_completes_at_period_end_plus_window(clock, events):
     assert summary.ended_at == MONDAY + DAY
     assert summary.completed_at == complete_at
     assert summary.counters == {
-        **dict.fromkeys(COUNTER_KEYS, 0), "sent": 2, "delivered": 1, "expired": 1,
+        **dict.fromkeys(COUNTER_KEYS, 0),
+        "sent": 2,
+        "delivered": 1,
+        "expired": 1,
     }
     assert summary.receipts["applied"] == 1
 
 
-def test_a_session_completes_at_start_plus_max_session_age_when_that_comes_first(
-    clock, events
-):
+def test_a_session_completes_at_start_plus_max_session_age_when_that_comes_first(clock, events):
     manager = make(clock, events, ack_tracking_window="24h", max_session_age="30h")
     clock.set(MONDAY + 23 * HOUR)
     manager.track_sent("evening", recipient=PHONE)  # its own window would end at +47h
@@ -318,7 +329,9 @@ def test_completion_releases_records_and_logs_the_seed_lines(clock, events, capl
         report = manager.cleanup()
     assert manager.tracked_messages == 0
     assert [(e.message_id, e.reason) for e in events.expired] == [
-        ("m1", "window"), ("m2", "session"), ("m3", "session"),
+        ("m1", "window"),
+        ("m2", "session"),
+        ("m3", "session"),
     ]
     assert report.expired_messages == 3
     messages = caplog.messages
@@ -369,7 +382,11 @@ def test_over_max_tracked_messages_the_oldest_record_is_evicted(clock):
     assert set(statuses(manager)) == {"m2", "m3", "m4"}
     entry = session(manager, "2026-11-30")
     assert funnel(entry) == {
-        **dict.fromkeys(COUNTER_KEYS, 0), "sent": 5, "delivered": 1, "pending": 3, "evicted": 1,
+        **dict.fromkeys(COUNTER_KEYS, 0),
+        "sent": 5,
+        "delivered": 1,
+        "pending": 3,
+        "evicted": 1,
     }
     assert identity_holds(entry)
     assert manager.get_debug_info()["manager_stats"]["tracked_messages"] == 3
@@ -402,8 +419,7 @@ def test_receipt_outcomes_applied_duplicate_stale(clock):
     assert manager.apply_receipt(receipt("m1", S, clock.now)) == Outcome.STALE
     assert manager.apply_receipt(receipt("m1", R, clock.now)) == Outcome.DUPLICATE
     receipts = manager.get_all_stats()["summary"]["receipts"]
-    assert receipts == {**dict.fromkeys(OUTCOME_KEYS, 0), "applied": 2, "duplicate": 2,
-                        "stale": 2}
+    assert receipts == {**dict.fromkeys(OUTCOME_KEYS, 0), "applied": 2, "duplicate": 2, "stale": 2}
     assert session(manager, "2026-11-30")["receipts"] == receipts
 
 
@@ -527,7 +543,11 @@ def test_read_without_delivered_implies_delivered(clock):
     manager.apply_receipt(receipt("m2", P, clock.now))
     entry = session(manager, "2026-11-30")
     assert funnel(entry) == {
-        **dict.fromkeys(COUNTER_KEYS, 0), "sent": 2, "delivered": 2, "read": 2, "played": 1,
+        **dict.fromkeys(COUNTER_KEYS, 0),
+        "sent": 2,
+        "delivered": 2,
+        "read": 2,
+        "played": 1,
     }
 
 
@@ -541,7 +561,8 @@ def test_delivered_after_failed_wins(clock, events):
     assert (entry["failed"], entry["delivered"], entry["pending"]) == (0, 1, 0)
     assert statuses(manager) == {"m1": Status.DELIVERED}
     assert [(c.old_status, c.new_status) for c in events.changes] == [
-        (Status.QUEUED, Status.FAILED), (Status.FAILED, Status.DELIVERED),
+        (Status.QUEUED, Status.FAILED),
+        (Status.FAILED, Status.DELIVERED),
     ]
 
 
@@ -621,8 +642,12 @@ def test_tombstones_are_bounded_and_age_out(clock):
 
 def test_bounds_hold_without_ever_calling_cleanup(clock):
     manager = make(
-        clock, ack_tracking_window="2h", session_period="4h", max_session_age="6h",
-        max_history_size=4, max_tracked_messages=50,
+        clock,
+        ack_tracking_window="2h",
+        session_period="4h",
+        max_session_age="6h",
+        max_history_size=4,
+        max_tracked_messages=50,
     )
     for step in range(14 * 24 * 4):  # two weeks, one message every 15 minutes
         manager.track_sent(f"m{step}")
@@ -673,17 +698,42 @@ def test_cleanup_reports_what_it_did(clock, events):
 
 
 SUMMARY_KEYS = {
-    "active_sessions", "historical_sessions", "tracked_messages", "sent", "delivered", "read",
-    "played", "failed", "pending", "expired", "evicted", "receipts", "failures", "latency",
+    "active_sessions",
+    "historical_sessions",
+    "tracked_messages",
+    "sent",
+    "delivered",
+    "read",
+    "played",
+    "failed",
+    "pending",
+    "expired",
+    "evicted",
+    "receipts",
+    "failures",
+    "latency",
 }
 RECEIPT_KEYS = {"applied", "duplicate", "stale", "late", "unknown", "adopted"}
 SESSION_KEYS = {
-    "session_id", *COUNTER_KEYS, "receipts", "errors", "failures", "tags", "latency",
+    "session_id",
+    *COUNTER_KEYS,
+    "receipts",
+    "errors",
+    "failures",
+    "tags",
+    "latency",
 }
 MANAGER_STATS_KEYS = {
-    "active_session_count", "history_size", "ack_tracking_window", "auto_expire_enabled",
-    "max_history_size", "keep_history", "tracked_messages", "max_tracked_messages",
-    "memory_bound_bytes", "hook_errors",
+    "active_session_count",
+    "history_size",
+    "ack_tracking_window",
+    "auto_expire_enabled",
+    "max_history_size",
+    "keep_history",
+    "tracked_messages",
+    "max_tracked_messages",
+    "memory_bound_bytes",
+    "hook_errors",
 }
 
 
@@ -756,8 +806,13 @@ def test_events_carry_a_redacted_recipient_by_default(clock, events, caplog):
     assert len(seen) == 4
     assert {e.recipient for e in seen} == {manager.redact(PHONE)}
     assert PHONE not in manager.redact(PHONE)
-    for text in (repr(seen), repr(events.completed), caplog.text,
-                 repr(manager.get_all_stats()), repr(manager.get_debug_info())):
+    for text in (
+        repr(seen),
+        repr(events.completed),
+        caplog.text,
+        repr(manager.get_all_stats()),
+        repr(manager.get_debug_info()),
+    ):
         assert PHONE not in text
 
 
@@ -796,13 +851,24 @@ def test_durations_accept_strings_integer_milliseconds_and_timedelta(clock, wind
 def test_invalid_options_raise_settings_error_naming_every_problem(clock):
     with pytest.raises(SettingsError) as caught:
         make(
-            clock, ack_tracking_window="soon", session_period="5h", timezone="Mars/Olympus",
-            max_history_size=-1, max_tracked_messages=0, keep_history="perhaps", colour="blue",
+            clock,
+            ack_tracking_window="soon",
+            session_period="5h",
+            timezone="Mars/Olympus",
+            max_history_size=-1,
+            max_tracked_messages=0,
+            keep_history="perhaps",
+            colour="blue",
         )
     keys = {p.key for p in caught.value.problems}
     assert keys == {
-        "ack_tracking_window", "session_period", "timezone", "max_history_size",
-        "max_tracked_messages", "keep_history", "colour",
+        "ack_tracking_window",
+        "session_period",
+        "timezone",
+        "max_history_size",
+        "max_tracked_messages",
+        "keep_history",
+        "colour",
     }
     assert "Mars/Olympus" in str(caught.value)
 
@@ -854,8 +920,13 @@ def test_heap_growth_stays_within_the_computed_memory_bound():
     try:
         before = tracemalloc.get_traced_memory()[0]
         manager = MessageSessionManager(
-            clock=clock, ack_tracking_window="1h", session_period="1h", max_session_age="2h",
-            max_history_size=5, max_tracked_messages=cap, redact_recipients=False,
+            clock=clock,
+            ack_tracking_window="1h",
+            session_period="1h",
+            max_session_age="2h",
+            max_history_size=5,
+            max_tracked_messages=cap,
+            redact_recipients=False,
         )
         n = 0
         for hour in range(8):  # fills history, and tombstones from expired and evicted records
@@ -863,8 +934,12 @@ def test_heap_growth_stays_within_the_computed_memory_bound():
                 manager.track_sent(_long_id(n), recipient=str(100_000_000_000_000 + n))
                 if n % 7 == 0:
                     manager.apply_receipt(
-                        Receipt(_long_id(n), Status.FAILED, clock.now,
-                                error=ReceiptError(f"E{n % 50:03d}"))
+                        Receipt(
+                            _long_id(n),
+                            Status.FAILED,
+                            clock.now,
+                            error=ReceiptError(f"E{n % 50:03d}"),
+                        )
                     )
                 n += 1
                 clock.advance(1)

@@ -44,14 +44,38 @@ OPEN = {Status.QUEUED, Status.SENT}
 
 CONFIGS = [
     # (options, first instant): short windows so that every rule matters within a few steps.
-    ({"ack_tracking_window": "2h", "session_period": "1h", "max_session_age": "2h"},
-     at("2026-11-30T22:00")),
-    ({"ack_tracking_window": "3h", "session_period": "4h", "max_session_age": "5h",
-      "timezone": "Europe/Berlin"}, at("2026-10-24T20:00", "Europe/Berlin")),
-    ({"ack_tracking_window": "5h", "session_period": "1d", "max_session_age": "1d",
-      "timezone": "America/Sao_Paulo", "keep_history": False}, at("2026-11-30T20:00")),
-    ({"ack_tracking_window": "30m", "session_period": "2h", "max_session_age": "6h",
-      "track_unknown_receipts": False}, at("2026-03-29T00:30", "Europe/Berlin")),
+    (
+        {"ack_tracking_window": "2h", "session_period": "1h", "max_session_age": "2h"},
+        at("2026-11-30T22:00"),
+    ),
+    (
+        {
+            "ack_tracking_window": "3h",
+            "session_period": "4h",
+            "max_session_age": "5h",
+            "timezone": "Europe/Berlin",
+        },
+        at("2026-10-24T20:00", "Europe/Berlin"),
+    ),
+    (
+        {
+            "ack_tracking_window": "5h",
+            "session_period": "1d",
+            "max_session_age": "1d",
+            "timezone": "America/Sao_Paulo",
+            "keep_history": False,
+        },
+        at("2026-11-30T20:00"),
+    ),
+    (
+        {
+            "ack_tracking_window": "30m",
+            "session_period": "2h",
+            "max_session_age": "6h",
+            "track_unknown_receipts": False,
+        },
+        at("2026-03-29T00:30", "Europe/Berlin"),
+    ),
 ]
 
 
@@ -95,8 +119,11 @@ class ManagerMachine(RuleBasedStateMachine):
         options, first = config
         self.clock = Clock(first)
         self.manager = MessageSessionManager(
-            clock=self.clock, events=self.events, max_tracked_messages=CAP,
-            max_history_size=HISTORY, **options,
+            clock=self.clock,
+            events=self.events,
+            max_tracked_messages=CAP,
+            max_history_size=HISTORY,
+            **options,
         )
         self.window = self.manager.options.ack_tracking_window
 
@@ -177,7 +204,10 @@ class ManagerMachine(RuleBasedStateMachine):
         for session in self.manager.sessions:
             entry = session.stats()
             assert entry["sent"] == (
-                entry["delivered"] + entry["failed"] + entry["pending"] + entry["expired"]
+                entry["delivered"]
+                + entry["failed"]
+                + entry["pending"]
+                + entry["expired"]
                 + entry["evicted"]
             ), entry
             mine = [status for sid, status in records.values() if sid == entry["session_id"]]
@@ -194,7 +224,9 @@ class ManagerMachine(RuleBasedStateMachine):
             counters = summary.counters
             assert counters["pending"] == 0, summary
             assert counters["sent"] == (
-                counters["delivered"] + counters["failed"] + counters["expired"]
+                counters["delivered"]
+                + counters["failed"]
+                + counters["expired"]
                 + counters["evicted"]
             ), summary
             assert counters["delivered"] >= counters["read"] >= counters["played"] >= 0

@@ -36,8 +36,11 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$job": ".*"}
 def dashboard_expressions() -> list[str]:
     document = json.loads((MONITORING / "grafana-dashboard.json").read_text())
     expressions = [t["expr"] for p in document["panels"] for t in p.get("targets", [])]
-    expressions += [re.sub(r"^label_values\((\w+), \w+\)$", r"\1", v["definition"])
-                    for v in document["templating"]["list"] if "definition" in v]
+    expressions += [
+        re.sub(r"^label_values\((\w+), \w+\)$", r"\1", v["definition"])
+        for v in document["templating"]["list"]
+        if "definition" in v
+    ]
     return expressions
 
 
@@ -82,21 +85,46 @@ async def exported(client: Any) -> set[str]:
 
 
 async def some_traffic(client: Any) -> None:
-    body = meta_status_body([meta_status("wamid.A", "sent"), meta_status("wamid.A", "read"),
-                             meta_failed_status("wamid.B", code=131026)])
+    body = meta_status_body(
+        [
+            meta_status("wamid.A", "sent"),
+            meta_status("wamid.A", "read"),
+            meta_failed_status("wamid.B", code=131026),
+        ]
+    )
     assert (await post_meta(client, body)).status == 200
 
 
 def test_the_examples_cover_what_the_issue_asks_for():
-    titles = " ".join(json.loads((MONITORING / "grafana-dashboard.json").read_text())["panels"]
-                      [i]["title"].lower() for i in range(18))
-    for topic in ("funnel", "delivery rate", "time to deliver", "by kind", "webhook errors",
-                  "hook errors", "memory vs bound"):
+    titles = " ".join(
+        json.loads((MONITORING / "grafana-dashboard.json").read_text())["panels"][i][
+            "title"
+        ].lower()
+        for i in range(18)
+    )
+    for topic in (
+        "funnel",
+        "delivery rate",
+        "time to deliver",
+        "by kind",
+        "webhook errors",
+        "hook errors",
+        "memory vs bound",
+    ):
         assert topic in titles, topic
-    alerts = {rule["alert"] for group in yaml.safe_load((MONITORING / "alerts.yml").read_text())
-              ["groups"] for rule in group["rules"]}
-    assert {"WhatsAppDeliveryRateLow", "WhatsAppExpiredSpike", "WhatsAppNoReceipts",
-            "WhatsAppStoreUnavailable", "WhatsAppMemoryNearBound", "WhatsAppHookErrors"} <= alerts
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
+    assert {
+        "WhatsAppDeliveryRateLow",
+        "WhatsAppExpiredSpike",
+        "WhatsAppNoReceipts",
+        "WhatsAppStoreUnavailable",
+        "WhatsAppMemoryNearBound",
+        "WhatsAppHookErrors",
+    } <= alerts
     assert "wa_sessions_delivery_latency_seconds_bucket" in queried_metrics()
 
 
@@ -147,8 +175,9 @@ async def test_the_latency_histogram_counts_what_the_store_measured(aiohttp_clie
     text = await (await client.get("/metrics", headers=BEARER)).text()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     samples = families["wa_sessions_delivery_latency_seconds"].samples
-    buckets = {(s.labels["status"], s.labels["le"]): s.value
-               for s in samples if s.name.endswith("_bucket")}
+    buckets = {
+        (s.labels["status"], s.labels["le"]): s.value for s in samples if s.name.endswith("_bucket")
+    }
     assert buckets[("delivered", "+Inf")] == 3 and buckets[("read", "+Inf")] == 2
     assert buckets[("delivered", "5.054")] == 1  # 3 s
     assert buckets[("delivered", "30.913")] == 2  # and 20 s
@@ -159,10 +188,12 @@ async def test_the_latency_histogram_counts_what_the_store_measured(aiohttp_clie
 
 def test_metric_names_come_from_the_syntax_tree():
     assert metric_names(
-        'histogram_quantile(0.9, sum by (le) (rate(wa_sessions_delivery_latency_seconds_bucket'
+        "histogram_quantile(0.9, sum by (le) (rate(wa_sessions_delivery_latency_seconds_bucket"
         '{job=~"$job",status="read"}[$__rate_interval])))'
     ) == {"wa_sessions_delivery_latency_seconds_bucket"}
     assert metric_names('sum(increase(wa_sessions_x_total[5m])) > 0 or up{job="j"} == 0') == {
-        "wa_sessions_x_total", "up"}
+        "wa_sessions_x_total",
+        "up",
+    }
     with pytest.raises(Exception):  # noqa: B017 (the parser's own error type)
         metric_names("sum(rate(wa_sessions_x_total[5m])")

@@ -16,8 +16,13 @@ from plugin.server.runtime import CLIENT_KEY
 from plugin.stores.redis.store import RedisStore
 from tests.serving import ACCESS_TOKEN, GRAPH_ERROR, PHONE_NUMBER_ID, Clock, FakeGraph, make_app
 
-SPELLINGS = ["+16505551234", "16505551234", "+1 650-555-1234", "+1 (650) 555-1234",
-             "1 650 555 1234"]
+SPELLINGS = [
+    "+16505551234",
+    "16505551234",
+    "+1 650-555-1234",
+    "+1 (650) 555-1234",
+    "1 650 555 1234",
+]
 KEY = "test-redaction-key"
 
 
@@ -91,9 +96,15 @@ async def graph(aiohttp_server):
 async def test_client_log_lines_hash_the_number_as_the_events_do(
     aiohttp_client, graph, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app, manager = make_app({"meta": {"access_token": ACCESS_TOKEN,
-                                      "phone_number_id": PHONE_NUMBER_ID,
-                                      "api_base_url": graph.url}})
+    app, manager = make_app(
+        {
+            "meta": {
+                "access_token": ACCESS_TOKEN,
+                "phone_number_id": PHONE_NUMBER_ID,
+                "api_base_url": graph.url,
+            }
+        }
+    )
     await aiohttp_client(app)
     graph.fail_with = (400, GRAPH_ERROR)
     with caplog.at_level(logging.WARNING, logger="plugin.client"), pytest.raises(SendError):

@@ -15,10 +15,18 @@ HOUR = 3600.0
 def test_the_defaults_are_those_of_the_design():
     options = resolve_options()
     assert options.as_settings() == {
-        "profile": "default", "ack_tracking_window": "1d", "session_period": "1d",
-        "timezone": "UTC", "max_session_age": "2d", "keep_history": True,
-        "max_history_size": 10, "cleanup_interval": "6h", "max_tracked_messages": 100_000,
-        "track_unknown_receipts": True, "redact_recipients": True, "max_tags_per_session": 32,
+        "profile": "default",
+        "ack_tracking_window": "1d",
+        "session_period": "1d",
+        "timezone": "UTC",
+        "max_session_age": "2d",
+        "keep_history": True,
+        "max_history_size": 10,
+        "cleanup_interval": "6h",
+        "max_tracked_messages": 100_000,
+        "track_unknown_receipts": True,
+        "redact_recipients": True,
+        "max_tags_per_session": 32,
     }
     assert options.ack_tracking_window == 24 * HOUR
 
@@ -34,7 +42,9 @@ def test_zero_history_keeps_no_history_and_six_hour_sessions():
     options = resolve_options(profile="zero_history")
     assert (options.session_period, options.ack_tracking_window) == (6 * HOUR, 6 * HOUR)
     assert (options.max_history_size, options.keep_history, options.history_limit) == (
-        0, False, 0,
+        0,
+        False,
+        0,
     )
     assert (options.cleanup_interval, options.max_session_age) == (HOUR, 12 * HOUR)
     assert options.max_tracked_messages < PRESETS["ultra_lean"]["max_tracked_messages"]
@@ -51,7 +61,8 @@ def test_history_limit_is_zero_when_history_is_off():
 
 
 @pytest.mark.parametrize(
-    "value", ["12h", "720m", 43_200_000, "43200000", timedelta(hours=12), "0.5d"],
+    "value",
+    ["12h", "720m", 43_200_000, "43200000", timedelta(hours=12), "0.5d"],
 )
 def test_durations_accept_strings_integer_milliseconds_and_timedelta(value):
     assert resolve_options(ack_tracking_window=value).ack_tracking_window == 12 * HOUR
@@ -77,14 +88,27 @@ def test_other_session_periods_are_refused(period):
 def test_every_problem_is_reported_at_once_with_key_value_and_range():
     with pytest.raises(SettingsError) as caught:
         resolve_options(
-            profile="tiny", ack_tracking_window="31d", cleanup_interval="soon",
-            timezone="Nowhere/City", max_history_size=10_001, max_tracked_messages="lots",
-            track_unknown_receipts="maybe", redaction_key=42, colour="blue",
+            profile="tiny",
+            ack_tracking_window="31d",
+            cleanup_interval="soon",
+            timezone="Nowhere/City",
+            max_history_size=10_001,
+            max_tracked_messages="lots",
+            track_unknown_receipts="maybe",
+            redaction_key=42,
+            colour="blue",
         )
     problems = {p.key: p for p in caught.value.problems}
     assert set(problems) == {
-        "profile", "ack_tracking_window", "cleanup_interval", "timezone", "max_history_size",
-        "max_tracked_messages", "track_unknown_receipts", "redaction_key", "colour",
+        "profile",
+        "ack_tracking_window",
+        "cleanup_interval",
+        "timezone",
+        "max_history_size",
+        "max_tracked_messages",
+        "track_unknown_receipts",
+        "redaction_key",
+        "colour",
     }
     assert problems["ack_tracking_window"].value == "31d"
     assert "30d" in problems["ack_tracking_window"].accepted
@@ -107,6 +131,16 @@ def test_the_settings_spelling_round_trips():
 
 def test_every_settings_key_is_known():
     assert set(MANAGER_KEYS) == set(DEFAULTS)
-    assert {"ack_tracking_window", "session_period", "timezone", "max_session_age",
-            "keep_history", "max_history_size", "cleanup_interval", "max_tracked_messages",
-            "track_unknown_receipts", "redact_recipients", "profile"} <= set(MANAGER_KEYS)
+    assert {
+        "ack_tracking_window",
+        "session_period",
+        "timezone",
+        "max_session_age",
+        "keep_history",
+        "max_history_size",
+        "cleanup_interval",
+        "max_tracked_messages",
+        "track_unknown_receipts",
+        "redact_recipients",
+        "profile",
+    } <= set(MANAGER_KEYS)

@@ -34,11 +34,33 @@ LAYERS = [
 ]
 #: DESIGN.md, "Python API": what ``plugin.__all__`` contains at least.
 DESIGN_API = {
-    "MessageSessionManager", "MessageSession", "Receipt", "ReceiptError", "Status", "Outcome",
-    "StatusChange", "MessageExpired", "SessionSummary", "CleanupReport", "InboundMessage",
-    "Settings", "SettingsError", "load_settings", "create_app", "setup", "hookimpl", "hookspec",
-    "make_plugin_manager", "WhatsAppClient", "SendResult", "SendError", "SETTINGS_KEY",
-    "MANAGER_KEY", "PLUGIN_MANAGER_KEY", "CLIENT_KEY", "RUNTIME_KEY",
+    "MessageSessionManager",
+    "MessageSession",
+    "Receipt",
+    "ReceiptError",
+    "Status",
+    "Outcome",
+    "StatusChange",
+    "MessageExpired",
+    "SessionSummary",
+    "CleanupReport",
+    "InboundMessage",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "create_app",
+    "setup",
+    "hookimpl",
+    "hookspec",
+    "make_plugin_manager",
+    "WhatsAppClient",
+    "SendResult",
+    "SendError",
+    "SETTINGS_KEY",
+    "MANAGER_KEY",
+    "PLUGIN_MANAGER_KEY",
+    "CLIENT_KEY",
+    "RUNTIME_KEY",
 }
 
 
@@ -52,9 +74,21 @@ def test_every_name_of_the_design_is_public_and_importable():
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(out), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (built,) = out.glob("whatsapp_session_plugin-*.whl")
     return built
@@ -71,9 +105,20 @@ def test_the_wheel_holds_every_layer_and_the_type_marker(wheel: Path):
 def test_every_layer_imports_from_the_installed_wheel(wheel: Path, tmp_path: Path):
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-         str(target), str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     code = "import importlib, sys\n" + "".join(
         f"m = importlib.import_module({module!r}); assert m.__file__.startswith(sys.argv[1]), "
@@ -83,14 +128,19 @@ def test_every_layer_imports_from_the_installed_wheel(wheel: Path, tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{sysconfig.get_paths()['purelib']}"}
     result = subprocess.run(
         [sys.executable, "-c", code, str(target)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
 
 
 def test_the_public_api_is_typed_for_the_users_mypy(tmp_path: Path):
     user = tmp_path / "user_bot.py"
-    user.write_text(textwrap.dedent("""
+    user.write_text(
+        textwrap.dedent("""
         from plugin import MANAGER_KEY, MessageSessionManager, Receipt, Status, create_app
 
         manager = MessageSessionManager(max_history_size=3)
@@ -98,10 +148,14 @@ def test_the_public_api_is_typed_for_the_users_mypy(tmp_path: Path):
         wrong: str = Receipt("wamid.A", Status.READ, 1.0)
         app = create_app({}, manager=manager)
         store = app[MANAGER_KEY]
-    """))
+    """)
+    )
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(user)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     # Seen as Any, the wrong assignment would pass: the error proves the types reach the user.
     assert 'Incompatible types in assignment (expression has type "Receipt"' in result.stdout, (

@@ -20,8 +20,11 @@ def test_a_day_period_runs_from_local_midnight_to_the_next():
 
 @pytest.mark.parametrize(
     ("moment", "expected"),
-    [("2026-11-30T00:00", "2026-11-30"), ("2026-11-30T23:59:59", "2026-11-30"),
-     ("2026-12-01T00:00", "2026-12-01")],
+    [
+        ("2026-11-30T00:00", "2026-11-30"),
+        ("2026-11-30T23:59:59", "2026-11-30"),
+        ("2026-12-01T00:00", "2026-12-01"),
+    ],
 )
 def test_the_boundaries_belong_to_the_period_that_starts_there(moment, expected):
     assert PeriodCalendar(86400, "UTC").period_of(at(moment)).session_id == expected
@@ -36,11 +39,13 @@ def test_days_begin_at_midnight_in_the_time_zone():
 
 @pytest.mark.parametrize(
     ("hours", "moment", "name", "start"),
-    [(1, "2026-11-30T07:30", "2026-11-30T07", "2026-11-30T07:00"),
-     (6, "2026-11-30T07:30", "2026-11-30T06", "2026-11-30T06:00"),
-     (8, "2026-11-30T23:59", "2026-11-30T16", "2026-11-30T16:00"),
-     (12, "2026-11-30T12:00", "2026-11-30T12", "2026-11-30T12:00"),
-     (3, "2026-11-30T02:59", "2026-11-30T00", "2026-11-30T00:00")],
+    [
+        (1, "2026-11-30T07:30", "2026-11-30T07", "2026-11-30T07:00"),
+        (6, "2026-11-30T07:30", "2026-11-30T06", "2026-11-30T06:00"),
+        (8, "2026-11-30T23:59", "2026-11-30T16", "2026-11-30T16:00"),
+        (12, "2026-11-30T12:00", "2026-11-30T12", "2026-11-30T12:00"),
+        (3, "2026-11-30T02:59", "2026-11-30T00", "2026-11-30T00:00"),
+    ],
 )
 def test_sub_day_periods_are_named_after_their_first_hour(hours, moment, name, start):
     period = PeriodCalendar(hours * HOUR, "UTC").period_of(at(moment))

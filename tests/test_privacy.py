@@ -39,22 +39,31 @@ DIGITS = "6505551234"
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-async def test_the_number_is_nowhere_at_rest(aiohttp_client, aiohttp_server, tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture):
+async def test_the_number_is_nowhere_at_rest(
+    aiohttp_client, aiohttp_server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     caplog.set_level(logging.DEBUG)
     graph = FakeGraph()
     server = await aiohttp_server(graph.app)
     graph.url = str(server.make_url("/v21.0"))
     state = tmp_path / "state.json"
     clock = Clock()
-    settings = make_settings({
-        "server": {"admin_token": ADMIN_TOKEN},
-        "meta": {"access_token": ACCESS_TOKEN, "phone_number_id": PHONE_NUMBER_ID,
-                 "api_base_url": graph.url},
-        "twilio": {"auth_token": TWILIO_TOKEN, "public_url": PUBLIC_URL},
-        "waha": {"hmac_key": WAHA_KEY}, "bridge": {"secret": BRIDGE_SECRET},
-        "state_file": str(state), "redaction_key": "privacy-key", "ack_tracking_window": "1h",
-    })
+    settings = make_settings(
+        {
+            "server": {"admin_token": ADMIN_TOKEN},
+            "meta": {
+                "access_token": ACCESS_TOKEN,
+                "phone_number_id": PHONE_NUMBER_ID,
+                "api_base_url": graph.url,
+            },
+            "twilio": {"auth_token": TWILIO_TOKEN, "public_url": PUBLIC_URL},
+            "waha": {"hmac_key": WAHA_KEY},
+            "bridge": {"secret": BRIDGE_SECRET},
+            "state_file": str(state),
+            "redaction_key": "privacy-key",
+            "ack_tracking_window": "1h",
+        }
+    )
     app = create_app(settings, clock=clock, entry_points=False)
     client = await aiohttp_client(app)
 
@@ -62,21 +71,36 @@ async def test_the_number_is_nowhere_at_rest(aiohttp_client, aiohttp_server, tmp
     store: Any = app[MANAGER_KEY]
     assert await store.track_sent(f"true_{NUMBER}@c.us_3EB0C767D71D4A0B6E8D", NUMBER)
     requests = [
-        ("meta", meta_status_body([
-            meta_status(sent.message_id, "delivered", recipient_id=NUMBER),
-            meta_failed_status("wamid.FAILED1", code=131026),
-            meta_status("wamid.UNKNOWN1", "read", recipient_id=NUMBER),
-        ])),
+        (
+            "meta",
+            meta_status_body(
+                [
+                    meta_status(sent.message_id, "delivered", recipient_id=NUMBER),
+                    meta_failed_status("wamid.FAILED1", code=131026),
+                    meta_status("wamid.UNKNOWN1", "read", recipient_id=NUMBER),
+                ]
+            ),
+        ),
         ("waha", waha_ack_body(f"true_{NUMBER}@c.us_3EB0C767D71D4A0B6E8D", 3)),
         ("waha", waha_ack_body(f"false_{NUMBER}@c.us_3EB0FFFF0000", 2)),
-        ("bridge", bridge_body([bridge_ack(f"false_120363025246125486@g.us_3EB0AB_{NUMBER}@c.us",
-                                           2, DEFAULT_TIMESTAMP, to=f"{NUMBER}@c.us")])),
+        (
+            "bridge",
+            bridge_body(
+                [
+                    bridge_ack(
+                        f"false_120363025246125486@g.us_3EB0AB_{NUMBER}@c.us",
+                        2,
+                        DEFAULT_TIMESTAMP,
+                        to=f"{NUMBER}@c.us",
+                    )
+                ]
+            ),
+        ),
         ("twilio", twilio_body(twilio_form("SM01234567", "delivered", to=f"whatsapp:+{NUMBER}"))),
     ]
     for provider, body in requests:
         path = f"/webhooks/{provider}"
-        response = await client.post(path, data=body,
-                                     headers=signed_headers(provider, body, path))
+        response = await client.post(path, data=body, headers=signed_headers(provider, body, path))
         assert response.status == 200, (provider, await response.text())
 
     pages = []
@@ -98,6 +122,9 @@ async def test_the_number_is_nowhere_at_rest(aiohttp_client, aiohttp_server, tmp
         for record in caplog.records
     )
     assert "sent" in logged.lower()  # the run did log
-    for name, text in [("snapshot", snapshot), ("log", logged),
-                       *((f"page {i}", page) for i, page in enumerate(pages))]:
+    for name, text in [
+        ("snapshot", snapshot),
+        ("log", logged),
+        *((f"page {i}", page) for i, page in enumerate(pages)),
+    ]:
         assert DIGITS not in text, name

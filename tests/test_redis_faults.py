@@ -24,19 +24,30 @@ def fault_app(
     server: PrivateRedis, clock: Clock, timeout: float = 2.0, **extra: Any
 ) -> tuple[Any, RedisStore]:
     """The real app on ``server``, every Redis command bounded by ``timeout`` seconds."""
-    settings = make_settings({
-        "store": "redis", "redis_url": server.url, "redis_prefix": "faults",
-        "ack_tracking_window": "1h", "redaction_key": "fault-key", **extra,
-    })
+    settings = make_settings(
+        {
+            "store": "redis",
+            "redis_url": server.url,
+            "redis_prefix": "faults",
+            "ack_tracking_window": "1h",
+            "redaction_key": "fault-key",
+            **extra,
+        }
+    )
     store = RedisStore.from_settings(settings, clock=clock, timeout=timeout)
     return create_app(settings, manager=store, clock=clock, entry_points=False), store
 
 
 async def post(client: Any, statuses: list[dict[str, Any]]) -> Any:
     body = meta_status_body(statuses)
-    return await client.post("/webhooks/meta", data=body, headers={
-        "X-Hub-Signature-256": sign_meta(body, META_SECRET), "Content-Type": "application/json",
-    })
+    return await client.post(
+        "/webhooks/meta",
+        data=body,
+        headers={
+            "X-Hub-Signature-256": sign_meta(body, META_SECRET),
+            "Content-Type": "application/json",
+        },
+    )
 
 
 def delivered(ids: list[str], clock: Clock) -> list[dict[str, Any]]:
@@ -85,8 +96,14 @@ async def test_killed_and_restarted_redis_answers_503_then_recovers_and_counts_t
         assert (await post(client, delivered(ids[index : index + 2], clock))).status == 200
     summary = await summary_of(client)
     # the records were lost with Redis: the 38 receipts adopt their messages, counted once each
-    assert summary["receipts"] == {"applied": 0, "duplicate": 0, "stale": 0, "late": 0,
-                                   "unknown": 0, "adopted": 38}
+    assert summary["receipts"] == {
+        "applied": 0,
+        "duplicate": 0,
+        "stale": 0,
+        "late": 0,
+        "unknown": 0,
+        "adopted": 38,
+    }
     assert (summary["sent"], summary["delivered"], summary["pending"]) == (38, 38, 0)
     assert store.data_lost == 1
     metrics = await (await client.get("/metrics")).text()
@@ -147,9 +164,7 @@ async def test_a_busy_redis_answers_503(aiohttp_client, private_redis):
     assert (await post(client, delivered(["wamid.B1"], clock))).status == 200
 
 
-async def test_a_read_only_replica_answers_503_until_it_is_promoted(
-    aiohttp_client, private_redis
-):
+async def test_a_read_only_replica_answers_503_until_it_is_promoted(aiohttp_client, private_redis):
     clock = Clock()
     app, store = fault_app(private_redis, clock)
     client = await aiohttp_client(app)

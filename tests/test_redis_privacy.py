@@ -49,10 +49,15 @@ def everything_under(url: str, prefix: str) -> list[str]:
 
 async def test_no_phone_number_in_any_redis_key_or_value(aiohttp_client, redis_url, redis_prefix):
     clock = Clock()
-    settings = make_settings({
-        "store": "redis", "redis_url": redis_url, "redis_prefix": redis_prefix,
-        "ack_tracking_window": "1h", "redaction_key": "privacy-key",
-    })
+    settings = make_settings(
+        {
+            "store": "redis",
+            "redis_url": redis_url,
+            "redis_prefix": redis_prefix,
+            "ack_tracking_window": "1h",
+            "redaction_key": "privacy-key",
+        }
+    )
     app = create_app(settings, clock=clock, entry_points=False)
     client = await aiohttp_client(app)
     store: RedisStore = app[MANAGER_KEY]
@@ -65,31 +70,42 @@ async def test_no_phone_number_in_any_redis_key_or_value(aiohttp_client, redis_u
     assert await store.track_sent("wamid.PRIVACY1", f"+{NUMBER}")
     assert await store.track_sent(group, NUMBER)
     now = clock.now
-    outcomes = await store.apply_receipts([
-        Receipt(waha_sent, Status.DELIVERED, now, NUMBER, "waha"),
-        Receipt(waha_unknown, Status.READ, now, NUMBER, "waha"),
-        Receipt(group, Status.FAILED, now, NUMBER, "waha"),
-    ])
+    outcomes = await store.apply_receipts(
+        [
+            Receipt(waha_sent, Status.DELIVERED, now, NUMBER, "waha"),
+            Receipt(waha_unknown, Status.READ, now, NUMBER, "waha"),
+            Receipt(group, Status.FAILED, now, NUMBER, "waha"),
+        ]
+    )
     assert [o.value for o in outcomes] == ["applied", "adopted", "applied"]
-    body = meta_status_body([
-        meta_status("wamid.PRIVACY1", "read", str(int(now)), NUMBER),
-        meta_status("wamid.PRIVACY2", "delivered", str(int(now)), NUMBER),
-    ])
-    response = await client.post("/webhooks/meta", data=body, headers={
-        "X-Hub-Signature-256": sign_meta(body, META_SECRET), "Content-Type": "application/json",
-    })
+    body = meta_status_body(
+        [
+            meta_status("wamid.PRIVACY1", "read", str(int(now)), NUMBER),
+            meta_status("wamid.PRIVACY2", "delivered", str(int(now)), NUMBER),
+        ]
+    )
+    response = await client.post(
+        "/webhooks/meta",
+        data=body,
+        headers={
+            "X-Hub-Signature-256": sign_meta(body, META_SECRET),
+            "Content-Type": "application/json",
+        },
+    )
     assert response.status == 200
     # the same WAHA id still matches its record (its stored form is stable)
-    assert (await store.apply_receipt(Receipt(waha_sent, Status.READ, now, NUMBER, "waha"))
-            ).value == "applied"
+    assert (
+        await store.apply_receipt(Receipt(waha_sent, Status.READ, now, NUMBER, "waha"))
+    ).value == "applied"
     during = everything_under(redis_url, redis_prefix)
     assert any(":m:" in key for key in during)  # records are there
 
     # windows end (tombstones), the day completes (history)
     clock.advance(2 * 86400)
     assert await store.cleanup() is not None
-    assert (await store.apply_receipt(Receipt(waha_sent, Status.READ, now, NUMBER, "waha"))
-            ).value == "late"
+    assert (
+        await store.apply_receipt(Receipt(waha_sent, Status.READ, now, NUMBER, "waha"))
+    ).value == "late"
     after = everything_under(redis_url, redis_prefix)
     assert any(key.endswith(":tombs") for key in after)
     assert any(key.endswith(":history") for key in after)

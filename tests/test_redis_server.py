@@ -43,8 +43,15 @@ class Completed:
 
 
 def redis_app(url: str, prefix: str, clock: Clock, **extra: Any) -> tuple[Any, Completed]:
-    settings = make_settings({"store": "redis", "redis_url": url, "redis_prefix": prefix,
-                              "ack_tracking_window": "1h", **extra})
+    settings = make_settings(
+        {
+            "store": "redis",
+            "redis_url": url,
+            "redis_prefix": prefix,
+            "ack_tracking_window": "1h",
+            **extra,
+        }
+    )
     app = create_app(settings, clock=clock, entry_points=False)
     recorder = Completed()
     app[PLUGIN_MANAGER_KEY].register(recorder)
@@ -53,9 +60,14 @@ def redis_app(url: str, prefix: str, clock: Clock, **extra: Any) -> tuple[Any, C
 
 async def post_statuses(client: Any, statuses: list[dict[str, Any]]) -> int:
     body = meta_status_body(statuses)
-    response = await client.post("/webhooks/meta", data=body, headers={
-        "X-Hub-Signature-256": sign_meta(body, META_SECRET), "Content-Type": "application/json",
-    })
+    response = await client.post(
+        "/webhooks/meta",
+        data=body,
+        headers={
+            "X-Hub-Signature-256": sign_meta(body, META_SECRET),
+            "Content-Type": "application/json",
+        },
+    )
     return int(response.status)
 
 
@@ -74,29 +86,48 @@ async def test_two_servers_on_one_redis_end_with_exact_counters(
 
     # 1,600 receipts: sent, delivered, read and a duplicate delivered per message, shuffled,
     # posted as 160 signed webhooks from 160 tasks, alternating between the replicas
-    statuses = [meta_status(m, s, timestamp=str(DEFAULT_TIMESTAMP))
-                for m in messages for s in ("sent", "delivered", "read", "delivered")]
+    statuses = [
+        meta_status(m, s, timestamp=str(DEFAULT_TIMESTAMP))
+        for m in messages
+        for s in ("sent", "delivered", "read", "delivered")
+    ]
     random.Random(3).shuffle(statuses)
     batches = [statuses[i : i + 10] for i in range(0, len(statuses), 10)]
-    answers = await asyncio.gather(*(
-        post_statuses((first, second)[index % 2], batch) for index, batch in enumerate(batches)
-    ))
+    answers = await asyncio.gather(
+        *(post_statuses((first, second)[index % 2], batch) for index, batch in enumerate(batches))
+    )
     assert set(answers) == {200}
 
     stats = await (await second.get("/sessions/stats")).json()
     summary = stats["summary"]
-    assert {k: summary[k] for k in ("sent", "delivered", "read", "pending", "failed",
-                                    "expired", "evicted", "tracked_messages")} == {
-        "sent": 400, "delivered": 400, "read": 400, "pending": 0, "failed": 0,
-        "expired": 0, "evicted": 0, "tracked_messages": 400,
+    assert {
+        k: summary[k]
+        for k in (
+            "sent",
+            "delivered",
+            "read",
+            "pending",
+            "failed",
+            "expired",
+            "evicted",
+            "tracked_messages",
+        )
+    } == {
+        "sent": 400,
+        "delivered": 400,
+        "read": 400,
+        "pending": 0,
+        "failed": 0,
+        "expired": 0,
+        "evicted": 0,
+        "tracked_messages": 400,
     }
     receipts = summary["receipts"]
     assert sum(receipts.values()) == 1600
     assert receipts["unknown"] == receipts["late"] == receipts["adopted"] == 0
     first_stats = await (await first.get("/sessions/stats")).json()
     assert first_stats["summary"] == summary
-    posted = (first_stats["webhooks"]["meta"]["receipts"]
-              + stats["webhooks"]["meta"]["receipts"])
+    posted = first_stats["webhooks"]["meta"]["receipts"] + stats["webhooks"]["meta"]["receipts"]
     assert posted == 1600
 
     # the day ends; both replicas run their cleanup at once: one completes the session
@@ -146,8 +177,13 @@ async def test_a_message_sent_through_one_replica_is_delivered_through_the_other
 ):
     graph = FakeGraph()
     graph.url = str((await aiohttp_server(graph.app)).make_url("/v21.0"))
-    sending = {"meta": {"access_token": ACCESS_TOKEN, "phone_number_id": PHONE_NUMBER_ID,
-                        "api_base_url": graph.url}}
+    sending = {
+        "meta": {
+            "access_token": ACCESS_TOKEN,
+            "phone_number_id": PHONE_NUMBER_ID,
+            "api_base_url": graph.url,
+        }
+    }
     clock = Clock()
     first_app, _ = redis_app(redis_url, redis_prefix, clock, **sending)
     second_app, _ = redis_app(redis_url, redis_prefix, clock, **sending)
@@ -162,6 +198,9 @@ async def test_a_message_sent_through_one_replica_is_delivered_through_the_other
         assert await post_statuses(second, [meta_status(result.message_id, status, stamp)]) == 200
     summary = (await (await second.get("/sessions/stats")).json())["summary"]
     assert (summary["sent"], summary["delivered"], summary["read"], summary["pending"]) == (
-        1, 1, 1, 0,
+        1,
+        1,
+        1,
+        0,
     )
     assert summary["receipts"]["adopted"] == 0  # found, not adopted: the first replica tracked it

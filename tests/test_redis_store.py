@@ -90,12 +90,14 @@ async def test_replicas_applying_receipts_concurrently_end_with_exact_counters(r
     # then reads and late-arriving delivered receipts, mixed: nothing moves down the ladder
     mixed = [Receipt(m, s, clock()) for m in messages for s in (R, D, R)]
     random.Random(2).shuffle(mixed)
-    await asyncio.gather(*(
-        (first, second)[i % 2].apply_receipts(mixed[i::20]) for i in range(20)
-    ))
+    await asyncio.gather(*((first, second)[i % 2].apply_receipts(mixed[i::20]) for i in range(20)))
     summary = await stats_of(second)
     assert {k: summary[k] for k in ("sent", "delivered", "read", "pending", "failed")} == {
-        "sent": 300, "delivered": 300, "read": 300, "pending": 0, "failed": 0,
+        "sent": 300,
+        "delivered": 300,
+        "read": 300,
+        "pending": 0,
+        "failed": 0,
     }
     receipts = summary["receipts"]
     assert receipts["applied"] == 600  # one delivered and one read per message

@@ -24,8 +24,12 @@ NEW, OLD = "app-secret-new", "app-secret-old"
 
 
 def rotating_app(**server: object) -> object:
-    settings = make_settings({"meta": {"app_secret": [NEW, OLD]},
-                              "server": {"admin_token": ["token-new", "token-old"], **server}})
+    settings = make_settings(
+        {
+            "meta": {"app_secret": [NEW, OLD]},
+            "server": {"admin_token": ["token-new", "token-old"], **server},
+        }
+    )
     return create_app(settings, clock=Clock(), entry_points=False)
 
 
@@ -37,8 +41,9 @@ def body(index: int) -> bytes:
 
 
 def test_a_secret_is_a_string_or_a_list_of_two() -> None:
-    settings = make_settings({"meta": {"app_secret": [NEW, OLD]},
-                              "server": {"admin_token": "single"}})
+    settings = make_settings(
+        {"meta": {"app_secret": [NEW, OLD]}, "server": {"admin_token": "single"}}
+    )
     assert settings.meta.app_secret == (NEW, OLD)
     assert settings.meta.app_secrets == (NEW, OLD)
     assert settings.server.admin_tokens == ("single",)
@@ -49,8 +54,9 @@ def test_a_secret_is_a_string_or_a_list_of_two() -> None:
     assert NEW not in repr(settings) and OLD not in repr(settings)
 
 
-@pytest.mark.parametrize("value", [[], ["a", "b", "c"], ["a", ""], ["a", None], ["a", ["b"]],
-                                   [1.5, "a"]])
+@pytest.mark.parametrize(
+    "value", [[], ["a", "b", "c"], ["a", ""], ["a", None], ["a", ["b"]], [1.5, "a"]]
+)
 def test_other_lists_are_refused_without_showing_the_secret(value: object) -> None:
     with pytest.raises(SettingsError) as exc:
         make_settings({"meta": {"app_secret": value}, "server": {"admin_token": value}})
@@ -61,8 +67,9 @@ def test_other_lists_are_refused_without_showing_the_secret(value: object) -> No
         assert problem.value == "***"
 
 
-def test_a_rotation_from_environment_variables(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rotation_from_environment_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WHATSAPP_META__APP_SECRET", f'["{NEW}", "{OLD}"]')
     monkeypatch.setenv("WHATSAPP_SERVER__ADMIN_TOKEN", "[not-a-toml-array")
@@ -88,13 +95,15 @@ async def test_a_signature_by_either_app_secret_is_accepted(aiohttp_client) -> N
     client = await aiohttp_client(rotating_app())
     for index, secret in enumerate((NEW, OLD)):
         data = body(index)
-        response = await client.post("/webhooks/meta", data=data,
-                                     headers={"X-Hub-Signature-256": sign_meta(data, secret)})
+        response = await client.post(
+            "/webhooks/meta", data=data, headers={"X-Hub-Signature-256": sign_meta(data, secret)}
+        )
         assert response.status == 200, secret
     data = body(9)
     for wrong in ("another-secret", NEW + OLD, ""):
-        response = await client.post("/webhooks/meta", data=data,
-                                     headers={"X-Hub-Signature-256": sign_meta(data, wrong)})
+        response = await client.post(
+            "/webhooks/meta", data=data, headers={"X-Hub-Signature-256": sign_meta(data, wrong)}
+        )
         assert response.status == 403
     counters = client.server.app[RUNTIME_KEY].webhooks["meta"]
     assert (counters.receipts, counters.unauthorized) == (2, 3)
@@ -115,20 +124,31 @@ async def test_either_admin_token_is_accepted(aiohttp_client) -> None:
 # -- read timeout over a real socket -------------------------------------------------------------
 
 
-async def test_a_trickling_body_is_cut_off_with_408_and_others_are_served(aiohttp_server,
-                                                                          caplog) -> None:
+async def test_a_trickling_body_is_cut_off_with_408_and_others_are_served(
+    aiohttp_server, caplog
+) -> None:
     server = await aiohttp_server(rotating_app(read_timeout="300ms"))
     data = body(1)
-    headers = [(b"X-Hub-Signature-256", sign_meta(data, NEW).encode()),
-               (b"Content-Type", b"application/json")]
+    headers = [
+        (b"X-Hub-Signature-256", sign_meta(data, NEW).encode()),
+        (b"Content-Type", b"application/json"),
+    ]
     with caplog.at_level(logging.WARNING):
         started = time.monotonic()
-        slow = asyncio.ensure_future(raw_request(server.host, server.port, b"/webhooks/meta",
-                                                 headers, data, trickle=0.05))
+        slow = asyncio.ensure_future(
+            raw_request(server.host, server.port, b"/webhooks/meta", headers, data, trickle=0.05)
+        )
         await asyncio.sleep(0.05)
-        fast = [await raw_request(server.host, server.port, b"/webhooks/meta",
-                                  [(b"X-Hub-Signature-256", sign_meta(body(i), NEW).encode())],
-                                  body(i)) for i in range(2, 5)]
+        fast = [
+            await raw_request(
+                server.host,
+                server.port,
+                b"/webhooks/meta",
+                [(b"X-Hub-Signature-256", sign_meta(body(i), NEW).encode())],
+                body(i),
+            )
+            for i in range(2, 5)
+        ]
         fast_done = time.monotonic() - started
         answer = await slow
         slow_done = time.monotonic() - started
@@ -146,7 +166,12 @@ async def test_a_trickling_body_is_cut_off_with_408_and_others_are_served(aiohtt
 async def test_a_slow_but_complete_body_within_the_timeout_is_served(aiohttp_server) -> None:
     server = await aiohttp_server(rotating_app(read_timeout="5s"))
     data = b'{"object": "whatsapp_business_account", "entry": []}'
-    answer = await raw_request(server.host, server.port, b"/webhooks/meta",
-                               [(b"X-Hub-Signature-256", sign_meta(data, OLD).encode())],
-                               data, trickle=0.005)
+    answer = await raw_request(
+        server.host,
+        server.port,
+        b"/webhooks/meta",
+        [(b"X-Hub-Signature-256", sign_meta(data, OLD).encode())],
+        data,
+        trickle=0.005,
+    )
     assert answer.status == 200

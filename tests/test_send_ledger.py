@@ -86,6 +86,7 @@ class FlakyStore:
             if not self.up:
                 raise StoreUnavailable("down")
             self.written.append(value)
+
         return run
 
 
@@ -105,7 +106,10 @@ async def test_deferred_writes_are_retried_in_order_once_the_store_is_back():
         await asyncio.sleep(0.01)
     assert store.written == [0, 1, 2]
     assert (writes.deferred["track"], writes.recovered["track"], writes.dropped["track"]) == (
-        3, 3, 0)
+        3,
+        3,
+        0,
+    )
 
 
 async def test_deferred_writes_are_capped_and_what_overflows_is_counted(caplog):
@@ -154,8 +158,9 @@ async def test_the_memory_ledger_stays_under_its_bound_at_the_cap():
         for index in range(5_000):  # past the cap: the oldest go
             digest = ledger.digest(f"reminder:appointment-{index}")
             await ledger.claim(digest, "0123456789abcdef", 70.0)
-            await ledger.complete(digest, "0123456789abcdef",
-                                  SendRecord(f"{index:0128d}", "meta"))  # the longest ids
+            await ledger.complete(
+                digest, "0123456789abcdef", SendRecord(f"{index:0128d}", "meta")
+            )  # the longest ids
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()

@@ -72,12 +72,14 @@ async def stats(client: Any) -> dict[str, Any]:
 async def test_meta_receipts_are_counted(aiohttp_client):
     app, _ = make_app()
     client = await aiohttp_client(app)
-    body = meta_status_body([
-        meta_status("wamid.A", "sent"),
-        meta_status("wamid.A", "delivered"),
-        meta_status("wamid.B", "read"),
-        meta_failed_status("wamid.C"),
-    ])
+    body = meta_status_body(
+        [
+            meta_status("wamid.A", "sent"),
+            meta_status("wamid.A", "delivered"),
+            meta_status("wamid.B", "read"),
+            meta_failed_status("wamid.C"),
+        ]
+    )
     response = await post_meta(client, body)
     assert response.status == 200
     document = await stats(client)
@@ -92,8 +94,9 @@ async def test_meta_receipts_are_counted(aiohttp_client):
 
 
 async def test_twilio_signed_callbacks_are_counted(aiohttp_client):
-    app, _ = make_app({"twilio": {"auth_token": "tw-token",
-                                  "public_url": "https://bot.example.com"}})
+    app, _ = make_app(
+        {"twilio": {"auth_token": "tw-token", "public_url": "https://bot.example.com"}}
+    )
     client = await aiohttp_client(app)
     for status in ("sent", "delivered", "read"):
         form = twilio_form("SM" + "a" * 32, status)
@@ -101,8 +104,10 @@ async def test_twilio_signed_callbacks_are_counted(aiohttp_client):
         response = await client.post(
             "/webhooks/twilio",
             data=twilio_body(form),
-            headers={"X-Twilio-Signature": signature,
-                     "Content-Type": "application/x-www-form-urlencoded"},
+            headers={
+                "X-Twilio-Signature": signature,
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
         )
         assert response.status == 200, await response.text()
     summary = (await stats(client))["summary"]
@@ -112,13 +117,15 @@ async def test_twilio_signed_callbacks_are_counted(aiohttp_client):
 
 
 async def test_twilio_signature_over_another_url_is_refused(aiohttp_client):
-    app, _ = make_app({"twilio": {"auth_token": "tw-token",
-                                  "public_url": "https://bot.example.com"}})
+    app, _ = make_app(
+        {"twilio": {"auth_token": "tw-token", "public_url": "https://bot.example.com"}}
+    )
     client = await aiohttp_client(app)
     form = twilio_form()
     signature = sign_twilio("https://other.example.com/webhooks/twilio", form, "tw-token")
-    response = await client.post("/webhooks/twilio", data=twilio_body(form),
-                                 headers={"X-Twilio-Signature": signature})
+    response = await client.post(
+        "/webhooks/twilio", data=twilio_body(form), headers={"X-Twilio-Signature": signature}
+    )
     assert response.status == 403
     assert (await stats(client))["webhooks"]["twilio"] == webhooks(requests=1, unauthorized=1)
 
@@ -128,12 +135,17 @@ async def test_waha_signed_acks_are_counted(aiohttp_client):
     client = await aiohttp_client(app)
     for ack in (1, 2, 3, 2):  # the last one is stale: delivered after read
         body = waha_ack_body(ack=ack)
-        response = await client.post("/webhooks/waha", data=body,
-                                     headers=waha_headers(body, "waha-key"))
+        response = await client.post(
+            "/webhooks/waha", data=body, headers=waha_headers(body, "waha-key")
+        )
         assert response.status == 200
     document = await stats(client)
-    assert document["summary"]["receipts"] == {**ZERO_OUTCOMES, "adopted": 1, "applied": 2,
-                                               "stale": 1}
+    assert document["summary"]["receipts"] == {
+        **ZERO_OUTCOMES,
+        "adopted": 1,
+        "applied": 2,
+        "stale": 1,
+    }
     assert document["summary"]["read"] == 1
     assert document["webhooks"]["waha"] == webhooks(requests=4, receipts=4)
 
@@ -141,11 +153,18 @@ async def test_waha_signed_acks_are_counted(aiohttp_client):
 async def test_bridge_signed_acks_are_counted(aiohttp_client):
     app, _ = make_app({"bridge": {"secret": "bridge-secret"}})
     client = await aiohttp_client(app)
-    body = bridge_body([bridge_ack("true_1@c.us_AAA", 1, DEFAULT_TIMESTAMP),
-                        bridge_ack("true_1@c.us_AAA", 4, DEFAULT_TIMESTAMP),
-                        bridge_ack("true_1@c.us_BBB", -1, DEFAULT_TIMESTAMP)])
-    response = await client.post("/webhooks/bridge", data=body,
-                                 headers={"X-Bridge-Signature": sign_bridge(body, "bridge-secret")})
+    body = bridge_body(
+        [
+            bridge_ack("true_1@c.us_AAA", 1, DEFAULT_TIMESTAMP),
+            bridge_ack("true_1@c.us_AAA", 4, DEFAULT_TIMESTAMP),
+            bridge_ack("true_1@c.us_BBB", -1, DEFAULT_TIMESTAMP),
+        ]
+    )
+    response = await client.post(
+        "/webhooks/bridge",
+        data=body,
+        headers={"X-Bridge-Signature": sign_bridge(body, "bridge-secret")},
+    )
     assert response.status == 200
     summary = (await stats(client))["summary"]
     assert summary["receipts"] == {**ZERO_OUTCOMES, "adopted": 2, "applied": 1}
@@ -213,8 +232,9 @@ async def test_duplicates_and_out_of_order_receipts(aiohttp_client):
 async def test_inbound_messages_are_counted_and_ignored_fields_too(aiohttp_client):
     app, _ = make_app()
     client = await aiohttp_client(app)
-    body = meta_body([meta_change(messages=[meta_inbound("wamid.IN1")]),
-                      meta_change(statuses=[], field="calls")])
+    body = meta_body(
+        [meta_change(messages=[meta_inbound("wamid.IN1")]), meta_change(statuses=[], field="calls")]
+    )
     assert (await post_meta(client, body)).status == 200
     assert (await stats(client))["webhooks"]["meta"] == webhooks(requests=1, inbound=1, ignored=1)
 
@@ -240,23 +260,29 @@ async def test_a_one_byte_change_to_a_signed_body_is_403(aiohttp_client):
     signature = sign_meta(body, META_SECRET)
     tampered = body.replace(b"delivered", b"delivereD")
     assert len(tampered) == len(body) and tampered != body
-    response = await client.post("/webhooks/meta", data=tampered,
-                                 headers={"X-Hub-Signature-256": signature})
+    response = await client.post(
+        "/webhooks/meta", data=tampered, headers={"X-Hub-Signature-256": signature}
+    )
     assert response.status == 403
-    response = await client.post("/webhooks/meta", data=body,
-                                 headers={"X-Hub-Signature-256": signature})
+    response = await client.post(
+        "/webhooks/meta", data=body, headers={"X-Hub-Signature-256": signature}
+    )
     assert response.status == 200
 
 
 async def test_malformed_json_is_400_after_the_signature_check(aiohttp_client):
     app, _ = make_app()
     client = await aiohttp_client(app)
-    for body in (b'{"object": "whatsapp_business_account", "entry": [', b"[]",
-                 b'{"object": "page", "entry": []}'):
+    for body in (
+        b'{"object": "whatsapp_business_account", "entry": [',
+        b"[]",
+        b'{"object": "page", "entry": []}',
+    ):
         assert (await post_meta(client, body)).status == 400
     assert (await client.post("/webhooks/meta", data=b"{not json")).status == 401
     assert (await stats(client))["webhooks"]["meta"] == webhooks(
-        requests=4, rejected=3, unauthorized=1)
+        requests=4, rejected=3, unauthorized=1
+    )
 
 
 async def test_an_oversized_body_is_413_whatever_content_length_says(aiohttp_client):
@@ -268,15 +294,17 @@ async def test_an_oversized_body_is_413_whatever_content_length_says(aiohttp_cli
 
     async def chunks():  # chunked transfer: no Content-Length to trust
         for start in range(0, len(body), 1000):
-            yield body[start:start + 1000]
+            yield body[start : start + 1000]
 
-    response = await client.post("/webhooks/meta", data=chunks(),
-                                 headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)})
+    response = await client.post(
+        "/webhooks/meta",
+        data=chunks(),
+        headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)},
+    )
     assert response.status == 413
     small = meta_status_body(meta_statuses(3))
     assert (await post_meta(client, small)).status == 200
-    assert (await stats(client))["webhooks"]["meta"] == webhooks(
-        requests=3, rejected=2, receipts=3)
+    assert (await stats(client))["webhooks"]["meta"] == webhooks(requests=3, rejected=2, receipts=3)
 
 
 async def test_a_chunked_body_within_the_limit_is_read_whole(aiohttp_client):
@@ -286,10 +314,13 @@ async def test_a_chunked_body_within_the_limit_is_read_whole(aiohttp_client):
 
     async def chunks():
         for start in range(0, len(body), 700):
-            yield body[start:start + 700]
+            yield body[start : start + 700]
 
-    response = await client.post("/webhooks/meta", data=chunks(),
-                                 headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)})
+    response = await client.post(
+        "/webhooks/meta",
+        data=chunks(),
+        headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)},
+    )
     assert response.status == 200
     assert (await stats(client))["summary"]["receipts"]["adopted"] == 50
 
@@ -299,8 +330,7 @@ async def test_a_chunked_body_within_the_limit_is_read_whole(aiohttp_client):
     [
         ({"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}, 200),
         ({"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "42"}, 403),
-        ({"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"},
-         403),
+        ({"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}, 403),
         ({"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}, 403),
         ({"hub.mode": "subscribe", "hub.challenge": "42"}, 403),
         ({"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN}, 400),
@@ -325,8 +355,11 @@ async def test_meta_handshake_without_a_configured_token_is_refused(aiohttp_clie
 async def test_the_meta_public_vector_verifies_through_http(aiohttp_client):
     app, _ = make_app({"meta": {"app_secret": META_VECTOR_SECRET}})
     client = await aiohttp_client(app)
-    response = await client.post("/webhooks/meta", data=META_VECTOR_BODY,
-                                 headers={"X-Hub-Signature-256": META_VECTOR_SIGNATURE})
+    response = await client.post(
+        "/webhooks/meta",
+        data=META_VECTOR_BODY,
+        headers={"X-Hub-Signature-256": META_VECTOR_SIGNATURE},
+    )
     assert response.status == 200
     assert (await stats(client))["webhooks"]["meta"] == webhooks(requests=1, inbound=1)
 
@@ -343,8 +376,9 @@ async def test_webhook_path_is_configurable(aiohttp_client):
     app, _ = make_app({"server": {"webhook_path": "/hooks/wa"}})
     client = await aiohttp_client(app)
     body = meta_status_body([meta_status("wamid.A")])
-    response = await client.post("/hooks/wa/meta", data=body,
-                                 headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)})
+    response = await client.post(
+        "/hooks/wa/meta", data=body, headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)}
+    )
     assert response.status == 200
 
 
@@ -352,23 +386,29 @@ async def test_development_accepts_unsigned_requests_after_a_loud_warning(aiohtt
     app, _ = make_app({"meta": {"app_secret": None}})
     with caplog.at_level(logging.WARNING, logger="plugin.server.app"):
         client = await aiohttp_client(app)
-    assert any("UNSIGNED WEBHOOKS ACCEPTED for provider meta" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "UNSIGNED WEBHOOKS ACCEPTED for provider meta" in r.getMessage() for r in caplog.records
+    )
     body = meta_status_body([meta_status("wamid.A")])
     assert (await client.post("/webhooks/meta", data=body)).status == 200
     assert (await stats(client))["summary"]["receipts"]["adopted"] == 1
 
 
 def test_production_refuses_to_start_without_secrets():
-    settings = {"env": "production", "server": {"admin_token": "t"},
-                "meta": {"verify_token": "v"}}
+    settings = {"env": "production", "server": {"admin_token": "t"}, "meta": {"verify_token": "v"}}
     with pytest.raises(SettingsError) as error:
         create_app(settings, clock=Clock(), entry_points=False)
     assert "meta.app_secret" in str(error.value)
     with pytest.raises(SettingsError) as error:
-        create_app({**settings, "waha": {"enabled": True}, "meta": {"app_secret": "s",
-                                                                  "verify_token": "v"}},
-                   clock=Clock(), entry_points=False)
+        create_app(
+            {
+                **settings,
+                "waha": {"enabled": True},
+                "meta": {"app_secret": "s", "verify_token": "v"},
+            },
+            clock=Clock(),
+            entry_points=False,
+        )
     assert "waha.hmac_key" in str(error.value)
 
 
@@ -384,8 +424,9 @@ async def test_admin_routes_need_the_token_when_it_is_set(aiohttp_client):
         assert missing.headers["WWW-Authenticate"].startswith("Bearer")
         # DESIGN.md: a wrong credential gets 401 with the challenges, so a browser prompts
         assert (await client.get(path, headers={"Authorization": "Bearer nope"})).status == 401
-        assert (await client.get(path, headers={"Authorization": "Basic s3cr3t-admin"})
-                ).status == 401
+        assert (
+            await client.get(path, headers={"Authorization": "Basic s3cr3t-admin"})
+        ).status == 401
         ok = await client.get(path, headers={"Authorization": "Bearer s3cr3t-admin"})
         assert ok.status == 200
     assert (await client.get("/healthz")).status == 200
@@ -405,14 +446,14 @@ async def test_without_a_token_admin_routes_answer_loopback_only(aiohttp_client)
     for path in ("/sessions/stats", "/sessions/debug", "/metrics"):
         assert (await client.get(path)).status == 200
         assert (await client.get(path, headers={"X-Test-Remote": "::1"})).status == 200
-        assert (await client.get(path, headers={"X-Test-Remote": "::ffff:127.0.0.1"})
-                ).status == 200
+        assert (await client.get(path, headers={"X-Test-Remote": "::ffff:127.0.0.1"})).status == 200
         for remote in ("203.0.113.7", "10.0.0.2", "::ffff:203.0.113.7"):
             response = await client.get(path, headers={"X-Test-Remote": remote})
             assert response.status == 403, (path, remote)
         # A bearer token does not help while none is configured.
-        response = await client.get(path, headers={"X-Test-Remote": "203.0.113.7",
-                                                   "Authorization": "Bearer x"})
+        response = await client.get(
+            path, headers={"X-Test-Remote": "203.0.113.7", "Authorization": "Bearer x"}
+        )
         assert response.status == 403
     assert (await client.get("/healthz", headers={"X-Test-Remote": "203.0.113.7"})).status == 200
 
@@ -443,8 +484,13 @@ async def test_a_hook_that_raises_does_not_change_the_answer(aiohttp_client):
     app, manager = make_app()
     app[PLUGIN_MANAGER_KEY].register(Raising())
     client = await aiohttp_client(app)
-    body = meta_body([meta_change(statuses=[meta_status("wamid.A", "sent")],
-                                  messages=[meta_inbound("wamid.IN")])])
+    body = meta_body(
+        [
+            meta_change(
+                statuses=[meta_status("wamid.A", "sent")], messages=[meta_inbound("wamid.IN")]
+            )
+        ]
+    )
     response = await post_meta(client, body)
     assert response.status == 200
     await app[RUNTIME_KEY].events.flush()
@@ -486,14 +532,26 @@ async def test_third_party_middlewares_see_every_event_and_the_outcome(aiohttp_c
     app[PLUGIN_MANAGER_KEY].register(recorder)
     client = await aiohttp_client(app)
     assert not app[RUNTIME_KEY].pipeline.fast
-    body = meta_body([meta_change(
-        statuses=[meta_status("wamid.A", "sent"), meta_status("wamid.BOOM", "sent"),
-                  meta_status("wamid.A", "sent")],
-        messages=[meta_inbound("wamid.IN", text="hi")])])
+    body = meta_body(
+        [
+            meta_change(
+                statuses=[
+                    meta_status("wamid.A", "sent"),
+                    meta_status("wamid.BOOM", "sent"),
+                    meta_status("wamid.A", "sent"),
+                ],
+                messages=[meta_inbound("wamid.IN", text="hi")],
+            )
+        ]
+    )
     response = await post_meta(client, body)
     assert response.status == 200
     assert [getattr(e, "message_id", None) for e in recorder.seen] == [
-        "wamid.A", "wamid.BOOM", "wamid.A", "wamid.IN"]
+        "wamid.A",
+        "wamid.BOOM",
+        "wamid.A",
+        "wamid.IN",
+    ]
     assert recorder.outcomes == [Outcome.ADOPTED, Outcome.DUPLICATE, None]
     assert recorder.inbound == [("wamid.IN", "hi", None)]
     assert manager.hook_errors == 1
@@ -503,8 +561,14 @@ async def test_third_party_middlewares_see_every_event_and_the_outcome(aiohttp_c
 
 
 async def test_the_fast_path_and_the_chain_count_alike(aiohttp_client):
-    body = meta_status_body([meta_status("wamid.A", "read"), meta_status("wamid.A", "delivered"),
-                             meta_status("wamid.B", "sent"), meta_status("wamid.B", "sent")])
+    body = meta_status_body(
+        [
+            meta_status("wamid.A", "read"),
+            meta_status("wamid.A", "delivered"),
+            meta_status("wamid.B", "sent"),
+            meta_status("wamid.B", "sent"),
+        ]
+    )
     results = []
     for extra in (None, Recorder()):
         app, _ = make_app()
@@ -514,9 +578,16 @@ async def test_the_fast_path_and_the_chain_count_alike(aiohttp_client):
         assert app[RUNTIME_KEY].pipeline.fast is (extra is None)
         assert (await post_meta(client, body)).status == 200
         metrics = await (await client.get("/metrics")).text()
-        results.append(((await stats(client))["summary"],
-                        [line for line in metrics.splitlines()
-                         if line.startswith("wa_sessions_receipts_total")]))
+        results.append(
+            (
+                (await stats(client))["summary"],
+                [
+                    line
+                    for line in metrics.splitlines()
+                    if line.startswith("wa_sessions_receipts_total")
+                ],
+            )
+        )
     assert results[0] == results[1]
 
 
@@ -547,8 +618,11 @@ async def test_shutdown_runs_a_final_cleanup_and_delivers_queued_events(aiohttp_
 
     async with ClientSession() as session:
         body = meta_status_body([meta_status("wamid.A", "sent")])
-        response = await session.post(server.make_url("/webhooks/meta"), data=body,
-                                      headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)})
+        response = await session.post(
+            server.make_url("/webhooks/meta"),
+            data=body,
+            headers={"X-Hub-Signature-256": sign_meta(body, META_SECRET)},
+        )
         assert response.status == 200
     clock.advance(3 * 86400)  # a simulated day and more: the session is due
     await server.close()
@@ -579,28 +653,39 @@ async def test_metrics_parse_as_prometheus_text(aiohttp_client):
 
     app, _ = make_app({"waha": {"hmac_key": "k"}})
     client = await aiohttp_client(app)
-    body = meta_status_body([meta_status("wamid.A", "sent"), meta_status("wamid.A", "sent"),
-                             {"status": "sent"}])
+    body = meta_status_body(
+        [meta_status("wamid.A", "sent"), meta_status("wamid.A", "sent"), {"status": "sent"}]
+    )
     await post_meta(client, body)
     await client.post("/webhooks/meta", data=body)
     response = await client.get("/metrics")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(await response.text())}
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in families.values() for s in f.samples}
-    assert samples[("wa_sessions_receipts_total",
-                    (("outcome", "adopted"), ("provider", "meta")))] == 1
-    assert samples[("wa_sessions_receipts_total",
-                    (("outcome", "duplicate"), ("provider", "meta")))] == 1
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    assert (
+        samples[("wa_sessions_receipts_total", (("outcome", "adopted"), ("provider", "meta")))] == 1
+    )
+    assert (
+        samples[("wa_sessions_receipts_total", (("outcome", "duplicate"), ("provider", "meta")))]
+        == 1
+    )
     assert samples[("wa_sessions_webhook_requests_total", (("provider", "meta"),))] == 2
     assert samples[("wa_sessions_webhook_rejected_total", (("provider", "meta"),))] == 1
     assert samples[("wa_sessions_webhook_unauthorized_total", (("provider", "meta"),))] == 1
     assert samples[("wa_sessions_webhook_requests_total", (("provider", "waha"),))] == 0
     assert samples[("wa_sessions_active_sessions", ())] == 1
     assert samples[("wa_sessions_tracked_messages", ())] == 1
-    for name in ("wa_sessions_history_size", "wa_sessions_hook_errors_total",
-                 "wa_sessions_evictions_total", "wa_sessions_webhook_ignored_total"):
+    for name in (
+        "wa_sessions_history_size",
+        "wa_sessions_hook_errors_total",
+        "wa_sessions_evictions_total",
+        "wa_sessions_webhook_ignored_total",
+    ):
         assert any(key[0] == name for key in samples), name
 
 
@@ -618,8 +703,9 @@ async def test_recipients_never_reach_the_logs(aiohttp_client, caplog):
     app, _ = make_app()
     client = await aiohttp_client(app)
     with caplog.at_level(logging.DEBUG):
-        body = meta_status_body([meta_status("wamid.A", "sent"),
-                                 meta_status("wamid.B", "sent", timestamp="soon")])
+        body = meta_status_body(
+            [meta_status("wamid.A", "sent"), meta_status("wamid.B", "sent", timestamp="soon")]
+        )
         await post_meta(client, body)
         await client.post("/webhooks/meta", data=body, headers={"X-Hub-Signature-256": "x"})
     assert DEFAULT_NUMBER not in caplog.text

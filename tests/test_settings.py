@@ -624,8 +624,10 @@ def test_hook_and_shutdown_timeouts(workdir: Path, monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("durable", [{"store": "redis"}, {"state_file": "/tmp/wa-state.json"}])
 def test_production_keeping_recipients_across_restarts_requires_a_redaction_key(durable) -> None:
     base = {
-        "env": "production", "server": {"admin_token": "admin"},
-        "meta": {"app_secret": "s", "verify_token": "v"}, **durable,
+        "env": "production",
+        "server": {"admin_token": "admin"},
+        "meta": {"app_secret": "s", "verify_token": "v"},
+        **durable,
     }
     with pytest.raises(SettingsError) as exc:
         Settings.from_mapping(base)

@@ -34,9 +34,12 @@ def test_settings_import_only_the_core_dynaconf_and_the_standard_library() -> No
 
 
 def test_loading_and_validation_do_not_import_each_other_in_a_cycle() -> None:
-    graph = {path.stem: {m.rsplit(".", 1)[-1] for m in imports_of(path)
-                         if m.startswith("plugin.settings.")}
-             for path in SETTINGS.glob("*.py")}
+    graph = {
+        path.stem: {
+            m.rsplit(".", 1)[-1] for m in imports_of(path) if m.startswith("plugin.settings.")
+        }
+        for path in SETTINGS.glob("*.py")
+    }
     assert "loading" not in graph["validation"]
     assert "loading" not in graph["schema"] and "validation" not in graph["schema"]
     assert "validation" in graph["loading"] and "schema" in graph["validation"]

@@ -19,8 +19,10 @@ PRODUCTION = {
     "WHATSAPP_META__APP_SECRET": "app-secret-value",
     "WHATSAPP_META__VERIFY_TOKEN": "verify-token-value",
 }
-TYPOS = ("[default]\nmax_histroy_size = 3\n[default.sever]\nport = 9000\n"
-         "[default.meta]\nverfy_token = 'x'\n")
+TYPOS = (
+    "[default]\nmax_histroy_size = 3\n[default.sever]\nport = 9000\n"
+    "[default.meta]\nverfy_token = 'x'\n"
+)
 
 
 @pytest.fixture
@@ -42,10 +44,12 @@ def test_typos_get_a_suggestion_on_their_own_line(
     assert settings.manager.max_history_size == 10  # ignored, as it says
     messages = warnings_of(caplog)
     assert "unknown setting ignored: max_histroy_size\n    did you mean max_history_size?" in (
-        messages)
+        messages
+    )
     assert "unknown setting ignored: sever\n    did you mean server?" in messages
     assert "unknown setting ignored: meta.verfy_token\n    did you mean meta.verify_token?" in (
-        messages)
+        messages
+    )
 
 
 def test_a_key_close_to_nothing_gets_no_suggestion(
@@ -95,26 +99,35 @@ def test_production_without_unknown_keys_loads(workdir: Path, monkeypatch: pytes
 def test_a_host_object_in_production_may_carry_its_own_keys(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host = {"env": "production", "database_url": "postgres://db/bot", "max_histroy_size": 3,
-            "server": {"admin_token": "a"}, "meta": {"app_secret": "s", "verify_token": "v"}}
+    host = {
+        "env": "production",
+        "database_url": "postgres://db/bot",
+        "max_histroy_size": 3,
+        "server": {"admin_token": "a"},
+        "meta": {"app_secret": "s", "verify_token": "v"},
+    }
     with caplog.at_level(logging.WARNING, logger="plugin.settings.loading"):
         settings = Settings.from_mapping(host)
     assert settings.production
     messages = warnings_of(caplog)
     assert "unknown setting ignored: database_url" in messages
     assert "unknown setting ignored: max_histroy_size\n    did you mean max_history_size?" in (
-        messages)
+        messages
+    )
 
 
 def test_a_host_dynaconf_object_in_production_may_carry_its_own_keys(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "host.toml"
-    path.write_text("[production]\ndatabase_url = 'postgres://db/bot'\n"
-                    "[production.server]\nadmin_token = 'a'\n"
-                    "[production.meta]\napp_secret = 's'\nverify_token = 'v'\n")
-    host = Dynaconf(envvar_prefix="HOSTAPP", settings_files=[str(path)], environments=True,
-                    env="production")
+    path.write_text(
+        "[production]\ndatabase_url = 'postgres://db/bot'\n"
+        "[production.server]\nadmin_token = 'a'\n"
+        "[production.meta]\napp_secret = 's'\nverify_token = 'v'\n"
+    )
+    host = Dynaconf(
+        envvar_prefix="HOSTAPP", settings_files=[str(path)], environments=True, env="production"
+    )
     with caplog.at_level(logging.WARNING, logger="plugin.settings.loading"):
         settings = Settings.from_mapping(host)
     assert settings.production

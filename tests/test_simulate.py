@@ -103,8 +103,9 @@ def test_simulate_is_quiet_by_default_and_logs_with_verbose(capsys):
 
 def test_simulate_uses_the_options_of_a_settings_file(capsys, tmp_path):
     settings = tmp_path / "settings.toml"
-    settings.write_text('[default]\nprofile = "ultra_lean"\nmax_history_size = 2\n'
-                        'max_tracked_messages = 5000\n')
+    settings.write_text(
+        '[default]\nprofile = "ultra_lean"\nmax_history_size = 2\nmax_tracked_messages = 5000\n'
+    )
     status, lines = run(capsys, "--days", "6", "--per-day", "40", "--settings", str(settings))
     verdict = lines[-1]
     assert status == 0

@@ -242,8 +242,7 @@ def version_1(manager: MessageSessionManager) -> dict:
     state["layout"] = f"redact={manager.options.redact_recipients};key={key}"
     for session in state["sessions"]:
         records = session["records"]
-        session["records"] = [list(p) for p in zip(records["ids"], records["packed"],
-                                                   strict=True)]
+        session["records"] = [list(p) for p in zip(records["ids"], records["packed"], strict=True)]
     return state
 
 
@@ -359,8 +358,12 @@ def test_switching_redaction_on_hashes_the_saved_numbers_and_off_keeps_hashes():
     recipients = {mid: r for mid, *_, r in redacted.records()}
     assert recipients["wamid.A"] == redacted.redact("16505551234")
     assert recipients["wamid.B"] == dict((m, r) for m, *_, r in plain.records())["wamid.B"]
-    back = restore(json.loads(json.dumps(export_state(redacted))), clock=clock,
-                   redact_recipients=False, redaction_key=KEY)
+    back = restore(
+        json.loads(json.dumps(export_state(redacted))),
+        clock=clock,
+        redact_recipients=False,
+        redaction_key=KEY,
+    )
     assert {mid: r for mid, *_, r in back.records()} == recipients
     tags = back.get_all_stats()["sessions"][0]["tags"]
     assert tags["reminder"]["sent"] == 1  # the record's tag bits survive the conversions

@@ -46,8 +46,9 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 def metrics_of(html: str) -> dict[str, int]:
     """The ``data-metric`` elements of a page and their integers."""
-    return {key: int(value) for key, value in
-            re.findall(r'data-metric="([a-z_]+)">\s*(\d+)\s*<', html)}
+    return {
+        key: int(value) for key, value in re.findall(r'data-metric="([a-z_]+)">\s*(\d+)\s*<', html)
+    }
 
 
 async def drive_traffic(client: Any, clock: Clock, days: int = 4, per_day: int = 24) -> None:
@@ -74,8 +75,9 @@ async def drive_traffic(client: Any, clock: Clock, days: int = 4, per_day: int =
 
 
 def traffic_app(clock: Clock, **extra: Any) -> Any:
-    app, _ = make_app({"server": {"admin_token": ADMIN_TOKEN}, "ack_tracking_window": "2h",
-                       **extra}, clock=clock)
+    app, _ = make_app(
+        {"server": {"admin_token": ADMIN_TOKEN}, "ack_tracking_window": "2h", **extra}, clock=clock
+    )
     return app
 
 
@@ -125,8 +127,13 @@ async def test_the_page_shows_the_numbers_of_the_stats(aiohttp_client):
 
 async def test_the_page_on_the_redis_store(aiohttp_client, redis_url, redis_prefix):
     clock = midday()
-    app, _ = redis_app(redis_url, redis_prefix, clock, ack_tracking_window="2h",
-                       server={"admin_token": ADMIN_TOKEN})
+    app, _ = redis_app(
+        redis_url,
+        redis_prefix,
+        clock,
+        ack_tracking_window="2h",
+        server={"admin_token": ADMIN_TOKEN},
+    )
     client = await aiohttp_client(app)
     await drive_traffic(client, clock)
     html, stats = await page_and_stats(client, basic("", ADMIN_TOKEN))
@@ -137,14 +144,18 @@ async def test_the_page_on_the_redis_store(aiohttp_client, redis_url, redis_pref
 
 
 async def test_every_admin_route_takes_basic_with_the_token_as_password(aiohttp_client):
-    client = await aiohttp_client(traffic_app(midday(), server={
-        "admin_token": ADMIN_TOKEN}))
+    client = await aiohttp_client(traffic_app(midday(), server={"admin_token": ADMIN_TOKEN}))
     for path in ("/sessions", "/sessions/stats", "/sessions/debug", "/metrics"):
         for user in ("staff", "", "front desk ü"):
             assert (await client.get(path, headers=basic(user, ADMIN_TOKEN))).status == 200
-        for headers in ({}, basic("staff", "wrong"), basic("staff", ADMIN_TOKEN + "x"),
-                        {"Authorization": "Basic !!!"}, {"Authorization": "Basic"},
-                        {"Authorization": f"Basic {base64.b64encode(b'no-colon').decode()}"}):
+        for headers in (
+            {},
+            basic("staff", "wrong"),
+            basic("staff", ADMIN_TOKEN + "x"),
+            {"Authorization": "Basic !!!"},
+            {"Authorization": "Basic"},
+            {"Authorization": f"Basic {base64.b64encode(b'no-colon').decode()}"},
+        ):
             response = await client.get(path, headers=headers)
             assert response.status == 401, (path, headers)
             challenges = response.headers.getall("WWW-Authenticate")
@@ -174,17 +185,31 @@ async def test_without_a_token_the_page_answers_loopback_only(aiohttp_client):
 
 def test_the_page_shows_latency_and_tags_when_the_stats_carry_them():
     stats = {
-        "summary": {**dict.fromkeys(COUNTER_KEYS, 0), "sent": 10, "delivered": 8,
-                    "active_sessions": 1, "historical_sessions": 0, "tracked_messages": 10,
-                    "failures": {"window": 2},
-                    "latency": {"delivered": {"count": 8, "p50": 2.0, "p90": 75.0, "p99": 7300},
-                                "read": {"count": 0, "p50": None, "p90": None, "p99": None}}},
-        "sessions": [{"session_id": "2026-12-02", **dict.fromkeys(COUNTER_KEYS, 0), "sent": 10,
-                      "delivered": 8,
-                      "tags": {"reminder": {**dict.fromkeys(COUNTER_KEYS, 0), "sent": 6,
-                                            "delivered": 6},
-                               "lab": {**dict.fromkeys(COUNTER_KEYS, 0), "sent": 4,
-                                       "delivered": 2}}}],
+        "summary": {
+            **dict.fromkeys(COUNTER_KEYS, 0),
+            "sent": 10,
+            "delivered": 8,
+            "active_sessions": 1,
+            "historical_sessions": 0,
+            "tracked_messages": 10,
+            "failures": {"window": 2},
+            "latency": {
+                "delivered": {"count": 8, "p50": 2.0, "p90": 75.0, "p99": 7300},
+                "read": {"count": 0, "p50": None, "p90": None, "p99": None},
+            },
+        },
+        "sessions": [
+            {
+                "session_id": "2026-12-02",
+                **dict.fromkeys(COUNTER_KEYS, 0),
+                "sent": 10,
+                "delivered": 8,
+                "tags": {
+                    "reminder": {**dict.fromkeys(COUNTER_KEYS, 0), "sent": 6, "delivered": 6},
+                    "lab": {**dict.fromkeys(COUNTER_KEYS, 0), "sent": 4, "delivered": 2},
+                },
+            }
+        ],
         "history": [],
     }
     context = page_context(stats, 1_764_633_600.0)
@@ -194,7 +219,9 @@ def test_the_page_shows_latency_and_tags_when_the_stats_carry_them():
         {"status": "read", "count": 0, "p50": "n/a", "p90": "n/a", "p99": "n/a"},
     ]
     assert [(t["tag"], t["sent"], t["rate"]) for t in context["tags"]] == [
-        ("reminder", 6, "100.0 %"), ("lab", 4, "50.0 %")]
+        ("reminder", 6, "100.0 %"),
+        ("lab", 4, "50.0 %"),
+    ]
     assert [f["kind"] for f in context["failures"]] == ["window"]
     assert "template" in context["failures"][0]["advice"]
 
@@ -231,21 +258,25 @@ async def test_the_page_in_headless_chromium(aiohttp_server, aiohttp_client, tmp
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             wrong = await browser.new_context(
-                http_credentials={"username": "staff", "password": "wrong"})
+                http_credentials={"username": "staff", "password": "wrong"}
+            )
             refused = await (await wrong.new_page()).goto(base + "sessions")
             assert refused is not None and refused.status == 401
             await wrong.close()
 
             context = await browser.new_context(
                 http_credentials={"username": "staff", "password": ADMIN_TOKEN},
-                viewport={"width": 1100, "height": 900})
+                viewport={"width": 1100, "height": 900},
+            )
             page = await context.new_page()
             requested: list[str] = []
             page.on("request", lambda request: requested.append(request.url))
             response = await page.goto(base + "sessions")
             assert response is not None and response.status == 200
-            shown = {key: (await page.locator(f'[data-metric="{key}"]').inner_text()).strip()
-                     for key in COUNTER_KEYS}
+            shown = {
+                key: (await page.locator(f'[data-metric="{key}"]').inner_text()).strip()
+                for key in COUNTER_KEYS
+            }
             stats = await (await client.get("/sessions/stats", headers=BEARER)).json()
             assert shown == {key: str(stats["summary"][key]) for key in COUNTER_KEYS}
             assert await page.locator("svg rect").count() > 0

@@ -53,10 +53,15 @@ def adds_up(funnel: dict[str, int]) -> bool:
 
 
 async def traffic(store: Store) -> None:
-    for index, (tag, delivered, read) in enumerate([
-        ("appointment_reminder", 3, 60), ("appointment_reminder", 8, None),
-        ("lab_results", 30, 900), (None, 2, 4), ("lab_results", None, 100),
-    ]):
+    for index, (tag, delivered, read) in enumerate(
+        [
+            ("appointment_reminder", 3, 60),
+            ("appointment_reminder", 8, None),
+            ("lab_results", 30, 900),
+            (None, 2, 4),
+            ("lab_results", None, 100),
+        ]
+    ):
         message_id = f"wamid.I{index}"
         assert await store.track_sent(message_id, "16505551234", NOW, tag=tag)
         if delivered is not None:
@@ -85,7 +90,10 @@ async def test_latency_and_tags_are_measured_alike_on_both_stores(make_store):
     tags = session["tags"]
     assert set(tags) == {"appointment_reminder", "lab_results"}
     assert tags["appointment_reminder"] == {
-        **dict.fromkeys(COUNTER_KEYS, 0), "sent": 2, "delivered": 2, "read": 1,
+        **dict.fromkeys(COUNTER_KEYS, 0),
+        "sent": 2,
+        "delivered": 2,
+        "read": 1,
     }
     assert tags["lab_results"]["read"] == 2 and tags["lab_results"]["delivered"] == 2
     totals = (await store.get_debug_info())["manager_stats"]["latency"]

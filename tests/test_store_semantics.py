@@ -33,8 +33,14 @@ HOUR = 3600.0
 DAY = 86400.0
 MONDAY = at("2026-11-30T00:00")
 PHONE = "16505551234"
-Q, S, D, R, P, F = (Status.QUEUED, Status.SENT, Status.DELIVERED, Status.READ, Status.PLAYED,
-                    Status.FAILED)
+Q, S, D, R, P, F = (
+    Status.QUEUED,
+    Status.SENT,
+    Status.DELIVERED,
+    Status.READ,
+    Status.PLAYED,
+    Status.FAILED,
+)
 
 
 class MemoryStore:
@@ -44,8 +50,9 @@ class MemoryStore:
         self.manager = manager
         self.options = manager.options
 
-    async def track_sent(self, message_id: str, recipient: str | None = None,
-                         sent_at: float | None = None) -> bool:
+    async def track_sent(
+        self, message_id: str, recipient: str | None = None, sent_at: float | None = None
+    ) -> bool:
         return self.manager.track_sent(message_id, recipient, sent_at)
 
     async def apply_receipt(self, receipt: Receipt) -> Outcome:
@@ -84,8 +91,9 @@ def events() -> Events:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def make_store(request: pytest.FixtureRequest, clock: Clock,
-                     events: Events) -> AsyncIterator[Factory]:
+async def make_store(
+    request: pytest.FixtureRequest, clock: Clock, events: Events
+) -> AsyncIterator[Factory]:
     kind = request.param
     url = require_redis() if kind == "redis" else ""
     prefix = new_prefix(url) if kind == "redis" else ""
@@ -96,8 +104,7 @@ async def make_store(request: pytest.FixtureRequest, clock: Clock,
         if kind == "memory":
             store: Any = MemoryStore(MessageSessionManager(clock=clock, events=events, **options))
         else:
-            store = RedisStore(url, f"{prefix}-{len(made)}", clock=clock, events=events,
-                               **options)
+            store = RedisStore(url, f"{prefix}-{len(made)}", clock=clock, events=events, **options)
             await store.connect()
         made.append(store)
         return store
@@ -124,8 +131,14 @@ def funnel(entry: dict[str, Any]) -> dict[str, int]:
 
 
 def identity_holds(entry: dict[str, Any]) -> bool:
-    return bool(entry["sent"] == entry["delivered"] + entry["failed"] + entry["pending"]
-                + entry["expired"] + entry["evicted"])
+    return bool(
+        entry["sent"]
+        == entry["delivered"]
+        + entry["failed"]
+        + entry["pending"]
+        + entry["expired"]
+        + entry["evicted"]
+    )
 
 
 def rcpt(message_id: str, status: Status, timestamp: float | None, **kw: Any) -> Receipt:
@@ -150,11 +163,24 @@ async def test_every_receipt_outcome(make_store, clock):
 
     stats = await store.get_all_stats()
     assert stats["summary"]["receipts"] == {
-        "applied": 2, "duplicate": 1, "stale": 1, "late": 2, "unknown": 0, "adopted": 1,
+        "applied": 2,
+        "duplicate": 1,
+        "stale": 1,
+        "late": 2,
+        "unknown": 0,
+        "adopted": 1,
     }
     entry = await one_session(store)
-    assert funnel(entry) == {"sent": 2, "delivered": 2, "read": 1, "played": 0, "failed": 0,
-                             "pending": 0, "expired": 0, "evicted": 0}
+    assert funnel(entry) == {
+        "sent": 2,
+        "delivered": 2,
+        "read": 1,
+        "played": 0,
+        "failed": 0,
+        "pending": 0,
+        "expired": 0,
+        "evicted": 0,
+    }
 
 
 async def test_unknown_receipts_are_not_tracked_when_switched_off(make_store, clock):
@@ -174,8 +200,12 @@ async def test_the_ladder(make_store, clock):
     assert await store.apply_receipt(rcpt("read-first", R, now)) == Outcome.APPLIED
     assert await store.apply_receipt(rcpt("read-first", D, now)) == Outcome.STALE
     # a positive delivery beats FAILED
-    assert await store.apply_receipt(
-        rcpt("failed-then-delivered", F, now, error=ReceiptError("131026"))) == Outcome.APPLIED
+    assert (
+        await store.apply_receipt(
+            rcpt("failed-then-delivered", F, now, error=ReceiptError("131026"))
+        )
+        == Outcome.APPLIED
+    )
     assert await store.apply_receipt(rcpt("failed-then-delivered", S, now)) == Outcome.STALE
     assert await store.apply_receipt(rcpt("failed-then-delivered", D, now)) == Outcome.APPLIED
     # FAILED after DELIVERED is stale
@@ -184,8 +214,16 @@ async def test_the_ladder(make_store, clock):
     assert await store.apply_receipt(rcpt("played", P, now)) == Outcome.APPLIED
 
     entry = await one_session(store)
-    assert funnel(entry) == {"sent": 4, "delivered": 4, "read": 2, "played": 1, "failed": 0,
-                             "pending": 0, "expired": 0, "evicted": 0}
+    assert funnel(entry) == {
+        "sent": 4,
+        "delivered": 4,
+        "read": 2,
+        "played": 1,
+        "failed": 0,
+        "pending": 0,
+        "expired": 0,
+        "evicted": 0,
+    }
     assert entry["errors"] == {"131026": 1}
 
 
@@ -369,8 +407,13 @@ async def test_the_views_have_the_keys_of_the_design(make_store, clock):
     stats = await store.get_all_stats()
     assert set(stats) == {"summary", "sessions", "history"}
     assert set(stats["summary"]) == {
-        "active_sessions", "historical_sessions", "tracked_messages", *COUNTER_KEYS, "receipts",
-        "failures", "latency",
+        "active_sessions",
+        "historical_sessions",
+        "tracked_messages",
+        *COUNTER_KEYS,
+        "receipts",
+        "failures",
+        "latency",
     }
     assert set(stats["summary"]["receipts"]) == set(OUTCOME_KEYS)
     assert {"session_id", *COUNTER_KEYS, "receipts"} <= set(stats["sessions"][0])
@@ -379,7 +422,10 @@ async def test_the_views_have_the_keys_of_the_design(make_store, clock):
     debug = (await store.get_debug_info())["manager_stats"]
     assert set(reference) <= set(debug)
     assert set(debug) - set(reference) <= {
-        "store", "redis_prefix", "redis_memory_bound_bytes", "lost_records",
+        "store",
+        "redis_prefix",
+        "redis_memory_bound_bytes",
+        "lost_records",
     }
     assert debug["tracked_messages"] == 1 and debug["active_sessions"] == ["2026-11-30"]
     assert debug["ack_tracking_window"] == 24 * 3600 * 1000
@@ -391,8 +437,14 @@ async def test_the_views_have_the_keys_of_the_design(make_store, clock):
 async def test_random_traffic_gives_the_reference_answers(make_store, clock):
     """A seeded mix of sends, receipts (in and out of order, duplicates, strangers), time passing
     and cleanups: every outcome and every view's funnel equals the in-memory manager's."""
-    options = {"ack_tracking_window": "3h", "session_period": "6h", "max_session_age": "8h",
-               "max_tracked_messages": 40, "max_history_size": 3, "redaction_key": "test-key"}
+    options = {
+        "ack_tracking_window": "3h",
+        "session_period": "6h",
+        "max_session_age": "8h",
+        "max_tracked_messages": 40,
+        "max_history_size": 3,
+        "redaction_key": "test-key",
+    }
     store = await make_store(**options)
     reference = MessageSessionManager(clock=clock, **options)
     rng = random.Random(7)
@@ -427,8 +479,13 @@ async def test_random_traffic_gives_the_reference_answers(make_store, clock):
 
 async def compare_views(store: Any, reference: MessageSessionManager) -> None:
     ours, theirs = await store.get_all_stats(), reference.get_all_stats()
-    summary_keys = ("active_sessions", "historical_sessions", "tracked_messages", *COUNTER_KEYS,
-                    "receipts")
+    summary_keys = (
+        "active_sessions",
+        "historical_sessions",
+        "tracked_messages",
+        *COUNTER_KEYS,
+        "receipts",
+    )
     assert {k: ours["summary"][k] for k in summary_keys} == {
         k: theirs["summary"][k] for k in summary_keys
     }

@@ -37,11 +37,13 @@ async def test_the_memory_store_applies_a_batch_in_order():
     clock = Clock()
     store = as_store(MessageSessionManager(clock=clock))
     assert await store.track_sent("wamid.A") is True
-    outcomes = await store.apply_receipts([
-        Receipt("wamid.A", Status.DELIVERED, clock.now),
-        Receipt("wamid.A", Status.DELIVERED, clock.now),
-        Receipt("wamid.A", Status.SENT, clock.now),
-    ])
+    outcomes = await store.apply_receipts(
+        [
+            Receipt("wamid.A", Status.DELIVERED, clock.now),
+            Receipt("wamid.A", Status.DELIVERED, clock.now),
+            Receipt("wamid.A", Status.SENT, clock.now),
+        ]
+    )
     assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.STALE]
     stats = await store.get_all_stats()
     assert stats["summary"]["delivered"] == 1

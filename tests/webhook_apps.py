@@ -32,8 +32,13 @@ WAHA_KEY = "waha-key"
 BRIDGE_SECRET = "bridge-secret"
 
 
-def provider_app(store: str, clock: Clock, redis: tuple[str, str] | None = None,
-                 plugins: list[object] | None = None, **extra: Any) -> web.Application:
+def provider_app(
+    store: str,
+    clock: Clock,
+    redis: tuple[str, str] | None = None,
+    plugins: list[object] | None = None,
+    **extra: Any,
+) -> web.Application:
     """An app with the four provider routes, each with its secret; ``store`` memory or redis
     (``redis`` = (url, prefix))."""
     data: dict[str, Any] = {
@@ -54,19 +59,28 @@ def provider_app(store: str, clock: Clock, redis: tuple[str, str] | None = None,
 def signed_headers(provider: str, body: bytes, path: str = "") -> dict[str, str]:
     """The headers a provider signs ``body`` with (Twilio: for ``PUBLIC_URL + path``)."""
     if provider == "meta":
-        return {"X-Hub-Signature-256": sign_meta(body, META_SECRET),
-                "Content-Type": "application/json"}
+        return {
+            "X-Hub-Signature-256": sign_meta(body, META_SECRET),
+            "Content-Type": "application/json",
+        }
     if provider == "twilio":
         from urllib.parse import parse_qsl
 
         form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        return {"X-Twilio-Signature": sign_twilio(PUBLIC_URL + path, form, TWILIO_TOKEN),
-                "Content-Type": "application/x-www-form-urlencoded"}
+        return {
+            "X-Twilio-Signature": sign_twilio(PUBLIC_URL + path, form, TWILIO_TOKEN),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
     if provider == "waha":
-        return {"X-Webhook-Hmac": sign_waha(body, WAHA_KEY),
-                "X-Webhook-Hmac-Algorithm": "sha512", "Content-Type": "application/json"}
-    return {"X-Bridge-Signature": sign_bridge(body, BRIDGE_SECRET),
-            "Content-Type": "application/json"}
+        return {
+            "X-Webhook-Hmac": sign_waha(body, WAHA_KEY),
+            "X-Webhook-Hmac-Algorithm": "sha512",
+            "Content-Type": "application/json",
+        }
+    return {
+        "X-Bridge-Signature": sign_bridge(body, BRIDGE_SECRET),
+        "Content-Type": "application/json",
+    }
 
 
 def tracebacks(records: Iterable[logging.LogRecord]) -> list[str]:
@@ -76,7 +90,8 @@ def tracebacks(records: Iterable[logging.LogRecord]) -> list[str]:
 
 def _funnel_holds(counters: dict[str, Any]) -> bool:
     return counters["sent"] == sum(
-        counters[k] for k in ("delivered", "failed", "pending", "expired", "evicted"))
+        counters[k] for k in ("delivered", "failed", "pending", "expired", "evicted")
+    )
 
 
 async def check_invariants(client: Any, app: web.Application) -> dict[str, Any]:

@@ -49,14 +49,14 @@ async def send_reminder(request: web.Request) -> web.Response:
     parameters = [{"type": "text", "text": patient}, {"type": "text", "text": when}]
     try:
         result = await client.send_template(
-            phone, REMINDER_TEMPLATE, REMINDER_LANGUAGE,
+            phone,
+            REMINDER_TEMPLATE,
+            REMINDER_LANGUAGE,
             [{"type": "body", "parameters": parameters}],
             idempotency_key=f"reminder:{appointment_id}" if appointment_id else None,
         )
     except SendError as exc:
-        return web.json_response(
-            {"error": exc.message, "code": exc.code}, status=502
-        )
+        return web.json_response({"error": exc.message, "code": exc.code}, status=502)
     return web.json_response({"message_id": result.message_id, "replayed": result.replayed})
 
 

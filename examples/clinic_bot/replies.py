@@ -26,9 +26,7 @@ def answer(text: str | None) -> str:
 
 
 @hookimpl
-async def whatsapp_message_received(
-    message: InboundMessage, client: WhatsAppClient | None
-) -> None:
+async def whatsapp_message_received(message: InboundMessage, client: WhatsAppClient | None) -> None:
     if client is None:
         log.warning("cannot reply: sending is not configured (meta.access_token)")
         return

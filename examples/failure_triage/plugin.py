@@ -86,6 +86,10 @@ def whatsapp_status_changed(change: StatusChange) -> None:
     log.log(
         level,
         "message %s failed (%s, code %s, %r): %s%s",
-        decision.message_id, decision.kind, decision.code, title, decision.action,
+        decision.message_id,
+        decision.kind,
+        decision.code,
+        title,
+        decision.action,
         f" in {decision.retry_after}s" if decision.retry_after else "",
     )

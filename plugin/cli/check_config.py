@@ -33,9 +33,11 @@ def check_config_command(args: argparse.Namespace) -> int:
 def summary(settings: Settings, source: str | None, loaded: list[str]) -> list[str]:
     """The lines check-config prints: the settings as a person reads them, no secret."""
     shown = settings.redacted()
-    lines = [f"settings OK (env={settings.env}, profile={settings.manager.profile})",
-             f"read from: {source or 'no settings file: defaults'} + WHATSAPP_* environment "
-             "variables", "manager:"]
+    lines = [
+        f"settings OK (env={settings.env}, profile={settings.manager.profile})",
+        f"read from: {source or 'no settings file: defaults'} + WHATSAPP_* environment variables",
+        "manager:",
+    ]
     lines += [f"  {key} = {_toml(value)}" for key, value in settings.manager.as_settings().items()]
     lines.append(f"  redaction_key = {_toml(shown['redaction_key'])}")
     server = settings.server
@@ -43,23 +45,35 @@ def summary(settings: Settings, source: str | None, loaded: list[str]) -> list[s
         f"server: {server.host}:{server.port}, webhooks under {server.webhook_path}, "
         f"max body {format_size(server.max_body_size)}, read timeout "
         f"{format_duration(server.read_timeout)}, admin token "
-        + (("set" if len(server.admin_tokens) < 2 else "set (2 values: rotating)")
-           if server.admin_token else "not set (admin routes answer loopback only)"))
-    providers = [f"{name} ({'signed' if settings.provider(name).signed else 'UNSIGNED'})"
-                 for name in settings.enabled_providers]
+        + (
+            ("set" if len(server.admin_tokens) < 2 else "set (2 values: rotating)")
+            if server.admin_token
+            else "not set (admin routes answer loopback only)"
+        )
+    )
+    providers = [
+        f"{name} ({'signed' if settings.provider(name).signed else 'UNSIGNED'})"
+        for name in settings.enabled_providers
+    ]
     lines.append(f"providers: {', '.join(providers) or 'none'}")
-    lines.append(f"plugins: {', '.join(settings.plugins) or 'none'}"
-                 + (f" (loaded: {', '.join(loaded)})" if loaded else ""))
+    lines.append(
+        f"plugins: {', '.join(settings.plugins) or 'none'}"
+        + (f" (loaded: {', '.join(loaded)})" if loaded else "")
+    )
     store = f"store: {settings.store}"
     if settings.store == "redis":
         store += f" ({shown['redis_url']}, prefix {settings.redis_prefix!r})"
     if settings.state_file:
-        store += (f", snapshots to {settings.state_file} "
-                  f"every {format_duration(settings.snapshot_interval)}")
+        store += (
+            f", snapshots to {settings.state_file} "
+            f"every {format_duration(settings.snapshot_interval)}"
+        )
     lines.append(store)
-    lines.append(f"event queue: {settings.event_queue_size} events, hook calls bounded by "
-                 f"{format_duration(settings.hook_timeout)}, shutdown waits "
-                 f"{format_duration(settings.shutdown_timeout)} for queued events")
+    lines.append(
+        f"event queue: {settings.event_queue_size} events, hook calls bounded by "
+        f"{format_duration(settings.hook_timeout)}, shutdown waits "
+        f"{format_duration(settings.shutdown_timeout)} for queued events"
+    )
     bound = MessageSessionManager(options=settings.manager).memory_bound_bytes()
     lines.append(f"memory bound (in-process manager, from these options): {bound / 1e6:.1f} MB")
     return lines

@@ -19,8 +19,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 DISTRIBUTION = "whatsapp-session-plugin"
-_SETTINGS_HELP = ("settings file (default: $WHATSAPP_SETTINGS_FILE, else ./settings.toml); "
-                  "WHATSAPP_* environment variables override it")
+_SETTINGS_HELP = (
+    "settings file (default: $WHATSAPP_SETTINGS_FILE, else ./settings.toml); "
+    "WHATSAPP_* environment variables override it"
+)
 
 
 def version() -> str:
@@ -38,39 +40,50 @@ def _parser() -> argparse.ArgumentParser:
         "and the tools around it. Exit status: 0 done, 1 failed, 2 invalid configuration.",
         epilog="Run `wa-sessions COMMAND --help` for a command's options.",
     )
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {version()}")
-    parser.add_argument("--log-level", default=None,
-                        help="logging level (default INFO; WARNING for simulate without "
-                        "--verbose)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="logging level (default INFO; WARNING for simulate without --verbose)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
-        "serve", help="run the webhook server (the main job)",
+        "serve",
+        help="run the webhook server (the main job)",
         description="Run the webhook server until SIGINT or SIGTERM, then shut down gracefully. "
         "Exit 2 on invalid settings or a plugin that cannot be imported, 1 when the address "
-        "cannot be listened on (a port in use) or the store cannot be reached.")
+        "cannot be listened on (a port in use) or the store cannot be reached.",
+    )
     serve.add_argument("--settings", metavar="FILE", help=_SETTINGS_HELP)
     serve.add_argument("--host", help="listen on this host (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen on this port (overrides server.port)")
 
     check = sub.add_parser(
-        "check-config", help="validate the settings; exit 2 with every error",
+        "check-config",
+        help="validate the settings; exit 2 with every error",
         description="Load the settings as serve does (same environment, same production "
         "checks), import the plugins they list and the wa_sessions entry points, and print a "
-        "summary. Exit 0, or 2 with every problem.")
+        "summary. Exit 0, or 2 with every problem.",
+    )
     check.add_argument("--settings", metavar="FILE", help=_SETTINGS_HELP)
 
-    for name, route, text in (("stats", "/sessions/stats", "get_all_stats()"),
-                              ("debug-info", "/sessions/debug", "get_debug_info()")):
+    for name, route, text in (
+        ("stats", "/sessions/stats", "get_all_stats()"),
+        ("debug-info", "/sessions/debug", "get_debug_info()"),
+    ):
         query = sub.add_parser(
-            name, help=f"print {text} of a running server",
+            name,
+            help=f"print {text} of a running server",
             description=f"Ask a running server for {route} ({text}) and print its JSON. "
-            "Exit 1 when the server cannot be reached or refuses.")
-        query.add_argument("--url", default=None,
-                           help="server base URL (default http://{server.host}:{server.port})")
-        query.add_argument("--token", default=None,
-                           help="admin token (default server.admin_token)")
+            "Exit 1 when the server cannot be reached or refuses.",
+        )
+        query.add_argument(
+            "--url",
+            default=None,
+            help="server base URL (default http://{server.host}:{server.port})",
+        )
+        query.add_argument("--token", default=None, help="admin token (default server.admin_token)")
         query.add_argument("--settings", metavar="FILE", help=_SETTINGS_HELP)
 
     _simulate_parser(sub)
@@ -79,24 +92,35 @@ def _parser() -> argparse.ArgumentParser:
 
 def _simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     simulate = sub.add_parser(
-        "simulate", help="drive the real manager on a simulated clock",
+        "simulate",
+        help="drive the real manager on a simulated clock",
         description="Drive the real manager on a simulated clock with realistic receipts "
         "(delays, duplicates, out-of-order, failures, silence); print one line per day and a "
-        "verdict. Exit 1 if any bound was exceeded, 2 on invalid arguments or settings.")
+        "verdict. Exit 1 if any bound was exceeded, 2 on invalid arguments or settings.",
+    )
     simulate.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
-    simulate.add_argument("--per-day", type=int, default=20_000,
-                          help="messages sent a day (default 20000)")
+    simulate.add_argument(
+        "--per-day", type=int, default=20_000, help="messages sent a day (default 20000)"
+    )
     source = simulate.add_mutually_exclusive_group()
-    source.add_argument("--profile", default=None,
-                        help="default, ultra_lean or zero_history (default: default)")
-    source.add_argument("--settings", metavar="FILE",
-                        help="use the manager options of this settings file and the WHATSAPP_* "
-                        "variables (profile included) instead of a bare --profile")
+    source.add_argument(
+        "--profile", default=None, help="default, ultra_lean or zero_history (default: default)"
+    )
+    source.add_argument(
+        "--settings",
+        metavar="FILE",
+        help="use the manager options of this settings file and the WHATSAPP_* "
+        "variables (profile included) instead of a bare --profile",
+    )
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    simulate.add_argument("--json", action="store_true",
-                          help="one JSON object per line; the last one is the verdict")
-    simulate.add_argument("--verbose", action="store_true",
-                          help="also print the manager's INFO log lines (quiet by default)")
+    simulate.add_argument(
+        "--json", action="store_true", help="one JSON object per line; the last one is the verdict"
+    )
+    simulate.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the manager's INFO log lines (quiet by default)",
+    )
 
 
 def _cwd_on_path() -> None:
@@ -132,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.command == "simulate" and not args.verbose  # its result, not 177 log lines
     level = (args.log_level or ("WARNING" if quiet else "INFO")).upper()
     logging.basicConfig(
-        force=True, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         return _run(args)

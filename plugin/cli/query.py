@@ -41,8 +41,10 @@ def fetch(base_url: str, path: str, token: str | None, timeout: float = 10.0) ->
         raise QueryError(f"{request.full_url} answered HTTP {exc.code}: {detail}{hint}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise QueryError(f"cannot reach the server at {base_url}: {reason} "
-                         "(is `wa-sessions serve` running? see --url)") from None
+        raise QueryError(
+            f"cannot reach the server at {base_url}: {reason} "
+            "(is `wa-sessions serve` running? see --url)"
+        ) from None
     except ValueError as exc:
         raise QueryError(f"{request.full_url} did not answer JSON: {exc}") from None
 

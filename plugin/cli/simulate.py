@@ -55,8 +55,9 @@ def _day_pattern(rng: random.Random, per_day: int) -> list[tuple[float, int, int
     append = events.append
     rand = rng.random
     expo = rng.expovariate
-    sent, delivered, read, failed = (int(s) for s in (Status.SENT, Status.DELIVERED,
-                                                      Status.READ, Status.FAILED))
+    sent, delivered, read, failed = (
+        int(s) for s in (Status.SENT, Status.DELIVERED, Status.READ, Status.FAILED)
+    )
     for i in range(per_day):
         at = rand() * _DAY
         append((at, _SEND_CODE, i))
@@ -169,8 +170,9 @@ def simulate(
             manager = restore(json.loads(blob), clock=clock, **kwargs)
             del blob
         day_start = start + (day - 1) * _DAY
-        yesterday, next_cleanup = _run_day(manager, traffic, clock, day, day_start, yesterday,
-                                           next_cleanup)
+        yesterday, next_cleanup = _run_day(
+            manager, traffic, clock, day, day_start, yesterday, next_cleanup
+        )
         heap: int | None = None
         if tracemalloc.is_tracing():
             heap = heaps[day] = tracemalloc.get_traced_memory()[0]
@@ -200,8 +202,13 @@ def _day_line(
 
 
 def _run_day(
-    manager: MessageSessionManager, traffic: _Traffic, clock: _Clock, day: int,
-    day_start: float, yesterday: list[str], next_cleanup: float,
+    manager: MessageSessionManager,
+    traffic: _Traffic,
+    clock: _Clock,
+    day: int,
+    day_start: float,
+    yesterday: list[str],
+    next_cleanup: float,
 ) -> tuple[list[str], float]:
     """Send and receive one day's traffic (receipts of yesterday's messages included); return
     today's ids and when the next periodic cleanup is due."""
@@ -226,7 +233,10 @@ def _run_day(
 
 
 def _verdict(
-    manager: MessageSessionManager, peaks: dict[str, int], heaps: dict[int, int], bound: int,
+    manager: MessageSessionManager,
+    peaks: dict[str, int],
+    heaps: dict[int, int],
+    bound: int,
     days: int,
 ) -> dict[str, Any]:
     """The final line: the observed maxima against the limits, and the heap's growth from the
@@ -305,6 +315,9 @@ def _text_verdict(verdict: dict[str, Any]) -> str:
         f"{limits['max_tracked_messages']}), heap <= {verdict['max_heap_bytes'] / 1e6:.2f} MB "
         f"(bound {limits['memory_bound_bytes'] / 1e6:.2f} MB, measured on days "
         f"{', '.join(verdict['heap_checkpoints'])})"
-        + ("" if growth is None else f", heap growth since day {_GROWTH_REFERENCE_DAY} "
-           f"{growth:+.2f}%")
+        + (
+            ""
+            if growth is None
+            else f", heap growth since day {_GROWTH_REFERENCE_DAY} {growth:+.2f}%"
+        )
     )

@@ -61,7 +61,8 @@ class EventEmitter:
         """A cleanup ran: the seed's log line, then ``cleanup_completed``; returns ``report``."""
         log.info(
             "Periodic cleanup completed (history_trimmed=%d, remaining_history=%d)",
-            report.history_trimmed, report.remaining_history,
+            report.history_trimmed,
+            report.remaining_history,
         )
         if self._events is not None:
             self._events.cleanup_completed(report)

@@ -88,7 +88,10 @@ TRANSITIONS = tuple(transition(c, n) for c in range(6) for n in range(6))
 #: 2 when it makes it read (a read with no delivered before it does both).
 MAKES_DELIVERED, MAKES_READ = 1, 2
 LATENCY_MARKS = tuple(
-    sum(mark for counter, mark in ((DELIVERED, MAKES_DELIVERED), (READ, MAKES_READ))
-        if (counter, 1) in deltas)
+    sum(
+        mark
+        for counter, mark in ((DELIVERED, MAKES_DELIVERED), (READ, MAKES_READ))
+        if (counter, 1) in deltas
+    )
     for _, _, deltas in TRANSITIONS
 )

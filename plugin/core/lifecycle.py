@@ -180,14 +180,16 @@ class SessionBook(EventEmitter):
             tag_counters[PENDING] -= 1
             tag_counters[counter] += 1
         if self._on_expired is not None:
-            self._on_expired(MessageExpired(
-                message_id=message_id,
-                session_id=session.session_id,
-                status=STATUSES[packed & STATUS_MASK],
-                recipient=self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
-                sent_at=session.start + ((packed >> OFFSET_SHIFT) & OFFSET_MASK),
-                reason=reason,
-            ))
+            self._on_expired(
+                MessageExpired(
+                    message_id=message_id,
+                    session_id=session.session_id,
+                    status=STATUSES[packed & STATUS_MASK],
+                    recipient=self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
+                    sent_at=session.start + ((packed >> OFFSET_SHIFT) & OFFSET_MASK),
+                    reason=reason,
+                )
+            )
 
     def _expire_records(self, now: float, budget: float = math.inf) -> tuple[int, bool]:
         """Release the records whose window is over (at most ``budget``), reading each session
@@ -259,7 +261,8 @@ class SessionBook(EventEmitter):
                     log.warning(
                         "max_tracked_messages (%d) reached: evicting the oldest records "
                         "(%d so far; pending ones count as evicted)",
-                        self._cap, self._evicted_total,
+                        self._cap,
+                        self._evicted_total,
                     )
                 if packed & STATUS_MASK in OPEN:
                     self._drop_pending(session, message_id, packed, EVICTED, "evicted")

@@ -183,8 +183,10 @@ class MessageSessionManager(ManagerReports):
                 tag_counters[index] += delta
         marks = LATENCY_MARKS[transition]
         if marks and not packed & NO_SEND_TIME:  # inline: once per delivered or read message
-            seconds = (now if timestamp is None else timestamp) - session.start - (
-                (packed >> OFFSET_SHIFT) & OFFSET_MASK
+            seconds = (
+                (now if timestamp is None else timestamp)
+                - session.start
+                - ((packed >> OFFSET_SHIFT) & OFFSET_MASK)
             )
             bucket = 1 + int(_log(seconds) * INVERSE_LOG_RATIO) if seconds >= 1.0 else 0
             if bucket > MAX_BUCKET:
@@ -259,17 +261,19 @@ class MessageSessionManager(ManagerReports):
         now: float,
     ) -> None:
         assert self._on_status is not None
-        self._on_status(StatusChange(  # positional: this runs once per applied receipt
-            receipt.message_id,
-            session.session_id,
-            None if old is None else STATUSES[old],
-            STATUSES[new],
-            outcome,
-            self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
-            receipt.provider,
-            now if receipt.timestamp is None else receipt.timestamp,
-            receipt.error,
-        ))
+        self._on_status(
+            StatusChange(  # positional: this runs once per applied receipt
+                receipt.message_id,
+                session.session_id,
+                None if old is None else STATUSES[old],
+                STATUSES[new],
+                outcome,
+                self._codec.text((packed >> RECIPIENT_SHIFT) & RECIPIENT_MASK),
+                receipt.provider,
+                now if receipt.timestamp is None else receipt.timestamp,
+                receipt.error,
+            )
+        )
 
     def cleanup(self, now: float | None = None) -> CleanupReport:
         """Complete due sessions, release expired records and tombstones, trim history."""

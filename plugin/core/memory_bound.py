@@ -69,8 +69,11 @@ def memory_bound_bytes(options: ManagerOptions, max_sessions: int) -> int:
     records = cap * (_ID_BYTES + _PACKED_BYTES) + max_sessions * _table_bytes(cap, 8, 16)
     tombstones = cap * (_DIGEST_BYTES + 8) + _table_bytes(cap, 0, 16) * 2
     sessions = max_sessions * (
-        _SESSION_BYTES + MAX_ERROR_CODES * _ERROR_TALLY_BYTES + tags * _SESSION_TAG_BYTES
-        + _HISTOGRAMS_BYTES + _LATENCY_VIEW_BYTES
+        _SESSION_BYTES
+        + MAX_ERROR_CODES * _ERROR_TALLY_BYTES
+        + tags * _SESSION_TAG_BYTES
+        + _HISTOGRAMS_BYTES
+        + _LATENCY_VIEW_BYTES
     )
     history = options.history_limit * (
         _SUMMARY_BYTES + tags * _SUMMARY_TAG_BYTES + _LATENCY_VIEW_BYTES
@@ -89,7 +92,5 @@ def max_active_sessions(options: ManagerOptions, fixed_offset: bool) -> int:
     ``ceil(lifetime / period)`` starts fall in one lifetime; one more where daylight saving can
     shorten or lengthen a period (``fixed_offset`` False).
     """
-    lifetime = min(
-        options.session_period + options.ack_tracking_window, options.max_session_age
-    )
+    lifetime = min(options.session_period + options.ack_tracking_window, options.max_session_age)
     return math.ceil(lifetime / options.session_period) + (0 if fixed_offset else 1)

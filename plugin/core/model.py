@@ -69,7 +69,14 @@ class Outcome(StrEnum):
 
 #: Funnel counters of a session, in the order the stats views print them.
 COUNTER_KEYS: tuple[str, ...] = (
-    "sent", "delivered", "read", "played", "failed", "pending", "expired", "evicted",
+    "sent",
+    "delivered",
+    "read",
+    "played",
+    "failed",
+    "pending",
+    "expired",
+    "evicted",
 )
 #: Receipt outcome keys, in the order the stats views print them.
 OUTCOME_KEYS: tuple[str, ...] = tuple(o.value for o in Outcome)
@@ -150,8 +157,9 @@ class StatusChange:
     @property
     def event_id(self) -> str:
         """Digest of (kind, session, message, new status): a message reaches a status once."""
-        return event_digest("status_changed", self.session_id, self.message_id,
-                            self.new_status.label)
+        return event_digest(
+            "status_changed", self.session_id, self.message_id, self.new_status.label
+        )
 
 
 @dataclass(slots=True, frozen=True)

@@ -35,8 +35,10 @@ log = logging.getLogger("plugin.core.state")
 
 
 def _ints(value: Any, length: int, what: str) -> list[int]:
-    if not isinstance(value, list) or len(value) != length or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
+    if (
+        not isinstance(value, list)
+        or len(value) != length
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         raise StateError(f"{what}: expected {length} integers")
     return list(value)
@@ -83,8 +85,11 @@ def restore(state: Any, **manager_kwargs: Any) -> MessageSessionManager:
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise StateError(f"malformed state: {exc!r}") from exc
     if version == 1:
-        log.warning("state of version 1 migrated to version %d (recipients kept only when "
-                    "saved with the same redaction settings)", STATE_VERSION)
+        log.warning(
+            "state of version 1 migrated to version %d (recipients kept only when "
+            "saved with the same redaction settings)",
+            STATE_VERSION,
+        )
     return manager
 
 
@@ -97,9 +102,12 @@ def _records(raw: Any, version: int) -> Iterator[tuple[str, int]]:
         ):
             raise StateError("records: expected [id, packed int] pairs")
     else:
-        if not isinstance(raw, dict) or not isinstance(raw.get("ids"), list) or not isinstance(
-            raw.get("packed"), list
-        ) or len(raw["ids"]) != len(raw["packed"]):
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("ids"), list)
+            or not isinstance(raw.get("packed"), list)
+            or len(raw["ids"]) != len(raw["packed"])
+        ):
             raise StateError('records: expected {"ids": [...], "packed": [...]} of one length')
         pairs = zip(raw["ids"], raw["packed"], strict=True)
     for message_id, packed in pairs:
@@ -113,9 +121,7 @@ def _records(raw: Any, version: int) -> Iterator[tuple[str, int]]:
         yield message_id, packed
 
 
-def _recipients(
-    m: MessageSessionManager, state: dict[str, Any]
-) -> Callable[[int], int] | None:
+def _recipients(m: MessageSessionManager, state: dict[str, Any]) -> Callable[[int], int] | None:
     """How a saved record's recipient field becomes this manager's: a function of the
     packed record, or None to keep records as they are."""
     layout = state.get("layout")
@@ -150,6 +156,7 @@ def _without_recipient(packed: int) -> int:
 
 def _with_field(convert: Callable[[int], int]) -> Callable[[int], int]:
     """A record converter that maps the recipient field with ``convert``."""
+
     def converted(packed: int) -> int:
         field = (packed & _RECIPIENT_BITS) >> RECIPIENT_SHIFT
         return (packed & ~_RECIPIENT_BITS) | (convert(field) << RECIPIENT_SHIFT)
@@ -166,7 +173,9 @@ def _fill(m: MessageSessionManager, state: dict[str, Any]) -> None:
     sessions = []
     for raw in state["sessions"]:
         session = MessageSession(
-            str(raw["session_id"]), _finite(raw["start"], "start"), _finite(raw["end"], "end"),
+            str(raw["session_id"]),
+            _finite(raw["start"], "start"),
+            _finite(raw["end"], "end"),
             _finite(raw["complete_at"], "complete_at"),
         )
         session.counters = _ints(raw["counters"], len(COUNTER_KEYS), "counters")

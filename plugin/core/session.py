@@ -112,5 +112,3 @@ class MessageSession:
             tags=self.tags(),
             latency=self.latency(),
         )
-
-

@@ -94,9 +94,7 @@ class StateCopy:
     extra: dict[str, Any]
 
 
-def copy_state(
-    manager: MessageSessionManager, extra: dict[str, Any] | None = None
-) -> StateCopy:
+def copy_state(manager: MessageSessionManager, extra: dict[str, Any] | None = None) -> StateCopy:
     """A consistent copy of the state, cheap enough for an event loop (C-level copies)."""
     m = manager
     sessions = [
@@ -153,7 +151,7 @@ def _record_slices(copy: _SessionCopy, size: int) -> Iterator[tuple[list[str], l
     order at a time; then any record the order lacks."""
     records, order, seen = copy.records, copy.order, set[str]()
     for first in range(0, len(order), size):
-        ids = order[first:first + size]
+        ids = order[first : first + size]
         packed = list(map(records.get, ids))
         if None in packed or not seen.isdisjoint(ids) or len(set(ids)) != len(ids):
             # Released or repeated ids: each live record once, where it first appears.
@@ -174,11 +172,10 @@ def encode_state(copy: StateCopy, slice_size: int = SLICE_SIZE) -> Iterator[byte
     history = copy.history
     for first in range(0, len(history), _HISTORY_SLICE):
         comma = "," if first else ""
-        yield (comma + dumps(history[first:first + _HISTORY_SLICE])[1:-1]).encode()
+        yield (comma + dumps(history[first : first + _HISTORY_SLICE])[1:-1]).encode()
     yield b'],"sessions":['
     for number, session in enumerate(copy.sessions):
-        yield (("," if number else "") + dumps(session.head)[:-1]
-               + ',"records":{"ids":[').encode()
+        yield (("," if number else "") + dumps(session.head)[:-1] + ',"records":{"ids":[').encode()
         packed_pieces: list[str] = []
         for ids, packed in _record_slices(session, slice_size):
             if ids:
@@ -191,10 +188,10 @@ def encode_state(copy: StateCopy, slice_size: int = SLICE_SIZE) -> Iterator[byte
         yield b"]}}"
     yield b'],"tombstones":['
     for number, (at, digests) in enumerate(copy.tombstones):
-        yield f'{"," if number else ""}[{dumps(at)},['.encode()
+        yield f"{',' if number else ''}[{dumps(at)},[".encode()
         for first in range(0, len(digests), slice_size):
             comma = "," if first else ""
-            yield (comma + dumps(digests[first:first + slice_size].tolist())[1:-1]).encode()
+            yield (comma + dumps(digests[first : first + slice_size].tolist())[1:-1]).encode()
         yield b"]]"
     yield b'],"extra":' + dumps(copy.extra).encode() + b"}"
 

@@ -54,8 +54,12 @@ def _report(name: str, impl: pluggy.HookImpl) -> None:
 
 
 def _report_timeout(name: str, impl: pluggy.HookImpl, timeout: float | None) -> None:
-    log.error("hook %s of plugin %r did not finish within hook_timeout (%s): cancelled",
-              name, impl.plugin_name, "none" if timeout is None else format_duration(timeout))
+    log.error(
+        "hook %s of plugin %r did not finish within hook_timeout (%s): cancelled",
+        name,
+        impl.plugin_name,
+        "none" if timeout is None else format_duration(timeout),
+    )
 
 
 async def _bounded(awaitable: Any, timeout: float | None) -> None:
@@ -167,8 +171,12 @@ class HookEvents:
             assert self._room is not None
             self.waits += 1
             if self.waits == 1 or self.waits % 1000 == 0:
-                log.warning("event queue full (%d events): producers wait for the hook "
-                            "subscribers (%d waits so far)", self.max_queue, self.waits)
+                log.warning(
+                    "event queue full (%d events): producers wait for the hook "
+                    "subscribers (%d waits so far)",
+                    self.max_queue,
+                    self.waits,
+                )
             self._room.clear()
             await self._room.wait()
 
@@ -343,6 +351,10 @@ class HookEvents:
                 event.set()  # nobody waits for room any longer
         if lost:
             self.lost += lost
-            log.error("shutdown_timeout (%s) passed with %d hook events undelivered: %d lost",
-                      "none" if timeout is None else format_duration(timeout), lost, lost)
+            log.error(
+                "shutdown_timeout (%s) passed with %d hook events undelivered: %d lost",
+                "none" if timeout is None else format_duration(timeout),
+                lost,
+                lost,
+            )
         self._queue.clear()

@@ -105,9 +105,13 @@ def load_entry_points(pm: pluggy.PluginManager, group: str = ENTRY_POINT_GROUP) 
         try:
             plugin = entry_point.load()
         except (ImportError, AttributeError) as exc:
-            problems.append(SettingProblem(
-                f"entry point {group}:{entry_point.name}", entry_point.value,
-                f"an importable plugin ({exc}; uninstall its package or fix it)"))
+            problems.append(
+                SettingProblem(
+                    f"entry point {group}:{entry_point.name}",
+                    entry_point.value,
+                    f"an importable plugin ({exc}; uninstall its package or fix it)",
+                )
+            )
             continue
         if pm.is_registered(plugin):
             log.info("entry point %s: plugin already loaded from settings", entry_point.name)

@@ -57,8 +57,9 @@ class SessionTrackingPlugin:
         key = message_key(result.provider, result.message_id)
         if not key:
             manager.record_hook_error()
-            log.error("a %s send answered with an unusable message id; not tracked",
-                      result.provider)
+            log.error(
+                "a %s send answered with an unusable message id; not tracked", result.provider
+            )
             return
         try:
             await manager.track_sent(key, recipient=result.to, tag=tag)
@@ -73,8 +74,11 @@ class SessionTrackingPlugin:
             deferred_writes(manager).defer("track", label, retry)
         except Exception:
             manager.record_hook_error()
-            log.exception("tracking of %s to %s failed; the message is not tracked",
-                          key, manager.redact(result.to))
+            log.exception(
+                "tracking of %s to %s failed; the message is not tracked",
+                key,
+                manager.redact(result.to),
+            )
 
     @hookimpl
     def whatsapp_register_middlewares(self, register: MiddlewareRegistry) -> None:

@@ -96,8 +96,12 @@ class AdminRoutes:
             if is_loopback(request.remote):
                 return None
             return web.json_response(
-                {"error": "admin routes answer loopback clients only while server.admin_token "
-                          "is not set"}, status=403)
+                {
+                    "error": "admin routes answer loopback clients only while server.admin_token "
+                    "is not set"
+                },
+                status=403,
+            )
         # aiohttp decodes header bytes that are not UTF-8 as surrogates: such a header (or any
         # other non-ASCII one) is refused as a missing credential, never encoded further.
         header = request.headers.get("Authorization", "")
@@ -109,8 +113,10 @@ class AdminRoutes:
                 return None
             return _challenge("wrong admin credentials (the password is server.admin_token)")
         if scheme != "bearer" or not given.strip():
-            return _challenge("missing Authorization: Bearer <server.admin_token> "
-                              "(or Basic with the token as password)")
+            return _challenge(
+                "missing Authorization: Bearer <server.admin_token> "
+                "(or Basic with the token as password)"
+            )
         if not self._accepts(given.strip().encode("ascii")):
             return _challenge("wrong admin token")
         return None
@@ -124,8 +130,12 @@ class AdminRoutes:
         async def guarded(request: web.Request) -> web.StreamResponse:
             refusal = self._refusal(request)
             if refusal is not None:
-                log.warning("admin route %s refused for %s (HTTP %d)",
-                            request.path, request.remote, refusal.status)
+                log.warning(
+                    "admin route %s refused for %s (HTTP %d)",
+                    request.path,
+                    request.remote,
+                    refusal.status,
+                )
                 return refusal
             return await handler(request)
 

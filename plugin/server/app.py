@@ -108,17 +108,15 @@ def setup(
     if plugins is None:
         plugins = make_plugin_manager(store, resolved.plugins, entry_points=entry_points)
     events = HookEvents(
-        plugins, store, max_queue=resolved.event_queue_size,
-        hook_timeout=resolved.hook_timeout, shutdown_timeout=resolved.shutdown_timeout,
+        plugins,
+        store,
+        max_queue=resolved.event_queue_size,
+        hook_timeout=resolved.hook_timeout,
+        shutdown_timeout=resolved.shutdown_timeout,
     )
     if client is None:
         client = WhatsAppClient.from_settings(resolved.meta, plugins=plugins, manager=store)
-    restored = getattr(store, "restored", None) or {}
-    webhooks = restored.get("webhooks")
-    runtime = Runtime(resolved, store, plugins, events, client, webhooks={
-        str(name): WebhookCounters.from_state(state)
-        for name, state in (webhooks.items() if isinstance(webhooks, dict) else ())
-    })
+    runtime = Runtime(resolved, store, plugins, events, client, webhooks=_restored_counters(store))
     if hasattr(store, "extra_state"):
         store.extra_state = partial(_snapshot_extra, runtime)
     app[RUNTIME_KEY] = runtime
@@ -133,6 +131,16 @@ def setup(
     return runtime
 
 
+def _restored_counters(store: Store) -> dict[str, WebhookCounters]:
+    """The webhook counters a durable store's snapshot carried (none for the others)."""
+    restored = getattr(store, "restored", None) or {}
+    webhooks = restored.get("webhooks")
+    return {
+        str(name): WebhookCounters.from_state(state)
+        for name, state in (webhooks.items() if isinstance(webhooks, dict) else ())
+    }
+
+
 def create_app(
     settings: SettingsSource = None,
     *,
@@ -144,8 +152,15 @@ def create_app(
 ) -> web.Application:
     """A ready application: the routes of DESIGN.md and the background cleanup."""
     app = web.Application()
-    setup(app, settings, manager=manager, clock=clock, plugins=plugins, client=client,
-          entry_points=entry_points)
+    setup(
+        app,
+        settings,
+        manager=manager,
+        clock=clock,
+        plugins=plugins,
+        client=client,
+        entry_points=entry_points,
+    )
     return app
 
 
@@ -163,7 +178,8 @@ async def _lifecycle(runtime: Runtime, app: web.Application) -> AsyncIterator[No
     tasks += [loop.create_task(work, name="whatsapp-store") for work in store.background()]
     log.info(
         "WhatsApp session plugin started: providers %s under %s, cleanup every %s, sending %s",
-        ", ".join(settings.enabled_providers) or "none", settings.server.webhook_path,
+        ", ".join(settings.enabled_providers) or "none",
+        settings.server.webhook_path,
         format_duration(interval),
         "configured" if runtime.client is not None else "not configured",
     )
@@ -241,11 +257,17 @@ def serve_command(args: argparse.Namespace) -> int:
         for sock in sockets:
             sock.close()
         raise
-    log.info("serving on http://%s:%d (env=%s, profile=%s)",
-             host, sockets[0].getsockname()[1], settings.env, settings.manager.profile)
+    log.info(
+        "serving on http://%s:%d (env=%s, profile=%s)",
+        host,
+        sockets[0].getsockname()[1],
+        settings.env,
+        settings.manager.profile,
+    )
     # No access log: its request line would carry the handshake's hub.verify_token.
-    web.run_app(app, sock=sockets, access_log=None, print=None,
-                handle_signals=True, shutdown_timeout=10.0)
+    web.run_app(
+        app, sock=sockets, access_log=None, print=None, handle_signals=True, shutdown_timeout=10.0
+    )
     return 0
 
 
@@ -254,8 +276,9 @@ def listen(host: str, port: int) -> list[socket.socket]:
     ``create_server`` binds them), so that a port in use is one clear ServeError before the
     application starts, not a traceback after it did."""
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sockets: list[socket.socket] = []
@@ -271,7 +294,9 @@ def listen(host: str, port: int) -> list[socket.socket]:
         for sock in sockets:
             sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise ServeError(f"port {port} is already in use on {host or '*'}: stop what listens "
-                             "there or choose another port (--port, server.port)") from None
+            raise ServeError(
+                f"port {port} is already in use on {host or '*'}: stop what listens "
+                "there or choose another port (--port, server.port)"
+            ) from None
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sockets

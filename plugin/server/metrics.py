@@ -65,7 +65,8 @@ class RuntimeCollector(Collector):
 def _webhook_metrics(runtime: Runtime) -> Iterator[Metric]:
     """Per provider: receipts by outcome, and the webhook counters."""
     receipts = CounterMetricFamily(
-        f"{PREFIX}_receipts", "Receipts applied to the manager, by provider and outcome",
+        f"{PREFIX}_receipts",
+        "Receipts applied to the manager, by provider and outcome",
         labels=["provider", "outcome"],
     )
     for provider, counters in runtime.webhooks.items():
@@ -85,38 +86,51 @@ def _store_metrics(
 ) -> Iterator[Metric]:
     """The store's state against its bounds, errors and event delivery."""
     yield GaugeMetricFamily(
-        f"{PREFIX}_active_sessions", "Sessions currently tracked",
+        f"{PREFIX}_active_sessions",
+        "Sessions currently tracked",
         value=summary["active_sessions"],
     )
     yield GaugeMetricFamily(
-        f"{PREFIX}_tracked_messages", "Message records in memory",
+        f"{PREFIX}_tracked_messages",
+        "Message records in memory",
         value=summary["tracked_messages"],
     )
     yield GaugeMetricFamily(
-        f"{PREFIX}_max_tracked_messages", "Hard cap on message records",
+        f"{PREFIX}_max_tracked_messages",
+        "Hard cap on message records",
         value=stats["max_tracked_messages"],
     )
     yield GaugeMetricFamily(
-        f"{PREFIX}_history_size", "Completed-session summaries kept",
+        f"{PREFIX}_history_size",
+        "Completed-session summaries kept",
         value=stats["history_size"],
     )
     yield GaugeMetricFamily(
-        f"{PREFIX}_memory_bound_bytes", "Upper bound of the manager's heap, from its options",
+        f"{PREFIX}_memory_bound_bytes",
+        "Upper bound of the manager's heap, from its options",
         value=stats["memory_bound_bytes"],
     )
     funnel = GaugeMetricFamily(
-        f"{PREFIX}_session_messages", "Funnel counters summed over the active sessions",
+        f"{PREFIX}_session_messages",
+        "Funnel counters summed over the active sessions",
         labels=["counter"],
     )
     for key in COUNTER_KEYS:
         funnel.add_metric([key], summary[key])
     yield funnel
+    yield from _fault_metrics(runtime, stats)
+
+
+def _fault_metrics(runtime: Runtime, stats: dict[str, Any]) -> Iterator[Metric]:
+    """Hook errors, evictions, data the store lost, and event delivery."""
     yield CounterMetricFamily(
-        f"{PREFIX}_hook_errors", "Hook or middleware implementations that raised",
+        f"{PREFIX}_hook_errors",
+        "Hook or middleware implementations that raised",
         value=stats["hook_errors"],
     )
     yield CounterMetricFamily(
-        f"{PREFIX}_evictions", "Records evicted over max_tracked_messages",
+        f"{PREFIX}_evictions",
+        "Records evicted over max_tracked_messages",
         value=stats["evicted_total"],
     )
     lost = runtime.manager.fault_counters()["data_lost"]
@@ -126,12 +140,13 @@ def _store_metrics(
         value=lost,
     )
     yield CounterMetricFamily(
-        f"{PREFIX}_events_lost", "Hook events never delivered: still queued at shutdown "
-        "past shutdown_timeout",
+        f"{PREFIX}_events_lost",
+        "Hook events never delivered: still queued at shutdown past shutdown_timeout",
         value=runtime.events.lost,
     )
     yield GaugeMetricFamily(
-        f"{PREFIX}_events_queued", "Hook events waiting for delivery",
+        f"{PREFIX}_events_queued",
+        "Hook events waiting for delivery",
         value=runtime.events.backlog,
     )
 
@@ -139,8 +154,10 @@ def _store_metrics(
 def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) -> Iterator[Metric]:
     """Failures by kind, delivery latency, store errors and the Redis-side memory bound."""
     failures = GaugeMetricFamily(
-        f"{PREFIX}_session_failures", "Failed messages by failure kind, summed over the active "
-        "sessions (each message once, when it failed)", labels=["kind"],
+        f"{PREFIX}_session_failures",
+        "Failed messages by failure kind, summed over the active "
+        "sessions (each message once, when it failed)",
+        labels=["kind"],
     )
     counts = summary.get("failures", {})
     for kind in FAILURE_KINDS:
@@ -148,13 +165,15 @@ def _insights(runtime: Runtime, stats: dict[str, Any], summary: dict[str, Any]) 
     yield failures
     yield _latency(stats["latency"])
     yield CounterMetricFamily(
-        f"{PREFIX}_store_errors", "Requests answered 503 because the store was unavailable",
+        f"{PREFIX}_store_errors",
+        "Requests answered 503 because the store was unavailable",
         value=runtime.store_errors,
     )
     if "redis_memory_bound_bytes" in stats:
         yield GaugeMetricFamily(
-            f"{PREFIX}_redis_memory_bound_bytes", "Estimate of the most memory the store's keys "
-            "can take in Redis at the caps", value=stats["redis_memory_bound_bytes"],
+            f"{PREFIX}_redis_memory_bound_bytes",
+            "Estimate of the most memory the store's keys can take in Redis at the caps",
+            value=stats["redis_memory_bound_bytes"],
         )
 
 
@@ -162,8 +181,9 @@ def _latency(totals: dict[str, Any]) -> Metric:
     """The store's latency totals (every delivered and read message since start) as a
     Prometheus histogram."""
     family = HistogramMetricFamily(
-        f"{PREFIX}_delivery_latency_seconds", "Seconds from send to the first delivered and the "
-        "first read receipt", labels=["status"],
+        f"{PREFIX}_delivery_latency_seconds",
+        "Seconds from send to the first delivered and the first read receipt",
+        labels=["status"],
     )
     for status in LATENCY_KINDS:
         data = totals[status]
@@ -190,7 +210,8 @@ def _send_metrics(runtime: Runtime) -> Iterator[Metric]:
             family.add_metric([kind], counts[kind])
         yield family
     yield GaugeMetricFamily(
-        f"{PREFIX}_tracking_pending", "Deferred writes waiting for the store",
+        f"{PREFIX}_tracking_pending",
+        "Deferred writes waiting for the store",
         value=writes.pending,
     )
     yield CounterMetricFamily(

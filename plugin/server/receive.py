@@ -81,9 +81,7 @@ class ReceivePipeline:
         self.fast = _only_tracking(middlewares, manager)
         self._chain: Handler = build_chain(middlewares, self._deliver)
 
-    async def run(
-        self, result: ParseResult, provider: str, counters: WebhookCounters
-    ) -> None:
+    async def run(self, result: ParseResult, provider: str, counters: WebhookCounters) -> None:
         """Process every receipt and inbound message of ``result``; count where each receipt
         ends (an outcome, ``stopped`` or ``errors``)."""
         outcomes = counters.outcomes
@@ -94,7 +92,7 @@ class ReceivePipeline:
             for first in range(0, len(receipts), size):
                 if events is not None:
                     await events.room()
-                chunk = receipts if len(receipts) <= size else receipts[first:first + size]
+                chunk = receipts if len(receipts) <= size else receipts[first : first + size]
                 applied = await self.manager.apply_receipts(chunk)
                 for each in applied:
                     outcomes[each] += 1

@@ -60,8 +60,12 @@ class WebhookCounters:
 
     def as_state(self) -> dict[str, Any]:
         """Everything, outcomes included, for a snapshot."""
-        return {**self.as_dict(), "stopped": self.stopped, "errors": self.errors,
-                "outcomes": self.outcome_counts()}
+        return {
+            **self.as_dict(),
+            "stopped": self.stopped,
+            "errors": self.errors,
+            "outcomes": self.outcome_counts(),
+        }
 
     @classmethod
     def from_state(cls, state: Any) -> WebhookCounters:
@@ -69,8 +73,16 @@ class WebhookCounters:
         counters = cls()
         if not isinstance(state, dict):
             return counters
-        for name in ("requests", "receipts", "inbound", "rejected", "ignored", "unauthorized",
-                     "stopped", "errors"):
+        for name in (
+            "requests",
+            "receipts",
+            "inbound",
+            "rejected",
+            "ignored",
+            "unauthorized",
+            "stopped",
+            "errors",
+        ):
             value = state.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 setattr(counters, name, value)

@@ -83,11 +83,13 @@ def _latency(summary: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         entry = latency.get(status)
         if not isinstance(entry, Mapping):
             continue
-        rows.append({
-            "status": status,
-            "count": int(entry.get("count") or 0),
-            **{q: _seconds(entry.get(q)) for q in ("p50", "p90", "p99")},
-        })
+        rows.append(
+            {
+                "status": status,
+                "count": int(entry.get("count") or 0),
+                **{q: _seconds(entry.get(q)) for q in ("p50", "p90", "p99")},
+            }
+        )
     return rows if any(row["count"] for row in rows) else None
 
 
@@ -96,7 +98,8 @@ def _failures(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     counts = failures if isinstance(failures, Mapping) else {}
     return [
         {"kind": kind, "count": int(counts[kind]), "advice": FAILURE_ADVICE[kind]}
-        for kind in FAILURE_KINDS if counts.get(kind)
+        for kind in FAILURE_KINDS
+        if counts.get(kind)
     ]
 
 
@@ -142,16 +145,33 @@ def _chart(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 continue
             height = plot * value / peak
             bottom -= height
-            segments.append({"y": round(bottom, 1), "height": round(height, 1), "css": css,
-                             "title": f"{entry['session_id']}: {value} {label}"})
-        bars.append({
-            "x": round(x, 1), "width": round(width, 1), "segments": segments,
-            "label": str(entry["session_id"])[-5:], "label_x": round(x + width / 2, 1),
-            "active": bool(entry.get("active")),
-            "rate": _percent(delivery_rate(entry)),
-        })
-    return {"bars": bars, "width": _CHART_WIDTH, "height": _CHART_HEIGHT, "max": peak,
-            "baseline": _CHART_TOP + plot, "top": _CHART_TOP}
+            segments.append(
+                {
+                    "y": round(bottom, 1),
+                    "height": round(height, 1),
+                    "css": css,
+                    "title": f"{entry['session_id']}: {value} {label}",
+                }
+            )
+        bars.append(
+            {
+                "x": round(x, 1),
+                "width": round(width, 1),
+                "segments": segments,
+                "label": str(entry["session_id"])[-5:],
+                "label_x": round(x + width / 2, 1),
+                "active": bool(entry.get("active")),
+                "rate": _percent(delivery_rate(entry)),
+            }
+        )
+    return {
+        "bars": bars,
+        "width": _CHART_WIDTH,
+        "height": _CHART_HEIGHT,
+        "max": peak,
+        "baseline": _CHART_TOP + plot,
+        "top": _CHART_TOP,
+    }
 
 
 def page_context(stats: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -173,9 +193,12 @@ def page_context(stats: Mapping[str, Any], now: float) -> dict[str, Any]:
         "tags": _tags(stats),
         "chart": _chart(history + sessions),
         "sessions": [
-            {"session_id": s["session_id"], "active": bool(s.get("active")),
-             **{k: int(s.get(k, 0)) for k in COUNTER_KEYS},
-             "rate": _percent(delivery_rate(s))}
+            {
+                "session_id": s["session_id"],
+                "active": bool(s.get("active")),
+                **{k: int(s.get(k, 0)) for k in COUNTER_KEYS},
+                "rate": _percent(delivery_rate(s)),
+            }
             for s in reversed(history + sessions)
         ],
         "webhooks": [{"provider": name, **counters} for name, counters in sorted(webhooks.items())],

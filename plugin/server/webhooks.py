@@ -63,7 +63,8 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
             return await _read(content, declared, limit)
     except TimeoutError:
         raise BodyTooSlow(
-            f"body not received within server.read_timeout ({format_duration(timeout)})") from None
+            f"body not received within server.read_timeout ({format_duration(timeout)})"
+        ) from None
 
 
 async def _read(content: StreamReader, declared: int | None, limit: int) -> bytes:
@@ -135,8 +136,12 @@ class WebhookRoutes:
                 counters.ignored += result.ignored
             if result.rejected:
                 counters.rejected += result.rejected
-                log.warning("%s webhook: %d malformed item(s) skipped, e.g. %s",
-                            provider, result.rejected, _redact_numbers(result.problems[:3]))
+                log.warning(
+                    "%s webhook: %d malformed item(s) skipped, e.g. %s",
+                    provider,
+                    result.rejected,
+                    _redact_numbers(result.problems[:3]),
+                )
             pipeline = runtime.pipeline
             if pipeline is None:  # not started: an app used without its start-up signals
                 raise web.HTTPServiceUnavailable(text="the WhatsApp plugin is not started")

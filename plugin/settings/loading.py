@@ -71,14 +71,31 @@ log = logging.getLogger(__name__)
 
 #: String keys whose environment variable is taken verbatim: dynaconf would turn
 #: ``WHATSAPP_META__VERIFY_TOKEN=0x1F`` into the integer 31.
-_VERBATIM_KEYS = frozenset({
-    "redaction_key", "timezone", "state_file", "redis_url", "redis_prefix",
-    "server.host", "server.webhook_path", "server.admin_token",
-    "meta.app_secret", "meta.verify_token", "meta.access_token", "meta.phone_number_id",
-    "meta.api_base_url", "meta.shared_secret_header", "meta.shared_secret",
-    "twilio.auth_token", "twilio.account_sid", "twilio.public_url", "twilio.api_base_url",
-    "waha.hmac_key", "bridge.secret",
-})
+_VERBATIM_KEYS = frozenset(
+    {
+        "redaction_key",
+        "timezone",
+        "state_file",
+        "redis_url",
+        "redis_prefix",
+        "server.host",
+        "server.webhook_path",
+        "server.admin_token",
+        "meta.app_secret",
+        "meta.verify_token",
+        "meta.access_token",
+        "meta.phone_number_id",
+        "meta.api_base_url",
+        "meta.shared_secret_header",
+        "meta.shared_secret",
+        "twilio.auth_token",
+        "twilio.account_sid",
+        "twilio.public_url",
+        "twilio.api_base_url",
+        "waha.hmac_key",
+        "bridge.secret",
+    }
+)
 #: Secret keys that accept two values during a rotation.
 _ROTATING_KEYS = frozenset({"server.admin_token", "meta.app_secret"})
 _SWITCHES = frozenset({ENV_VARIABLE, SETTINGS_FILE_VARIABLE})
@@ -88,7 +105,6 @@ _DYNACONF_KEYS = frozenset({"load_dotenv", "settings_file", "settings_files"})
 
 def _is_dynaconf_key(key: str) -> bool:
     return key in _DYNACONF_KEYS or key.endswith("_for_dynaconf")
-
 
 
 @dataclass(slots=True, frozen=True, repr=False)
@@ -159,17 +175,23 @@ class Settings:
                     f"(allowed in {self.env} only; production refuses to start)"
                 )
         if self.meta.enabled and self.meta.verify_token is None:
-            out.append(f"meta.verify_token is not set: the Meta verification handshake "
-                       f"(GET {path}/meta) will be refused")
+            out.append(
+                f"meta.verify_token is not set: the Meta verification handshake "
+                f"(GET {path}/meta) will be refused"
+            )
         if self.twilio.enabled and self.twilio.signed and self.twilio.public_url is None:
-            out.append("twilio.public_url is not set: Twilio signs the public URL it calls, so "
-                       "signatures are checked against the URL each request arrived on, which "
-                       "differs behind a proxy")
+            out.append(
+                "twilio.public_url is not set: Twilio signs the public URL it calls, so "
+                "signatures are checked against the URL each request arrived on, which "
+                "differs behind a proxy"
+            )
         if self.manager.redact_recipients and not self.manager.redaction_key:
-            out.append("redaction_key is empty: recipient hashes use a random key per process, "
-                       "so they change at each restart and differ between replicas; set "
-                       "WHATSAPP_REDACTION_KEY (production requires it with state_file or the "
-                       "Redis store)")
+            out.append(
+                "redaction_key is empty: recipient hashes use a random key per process, "
+                "so they change at each restart and differ between replicas; set "
+                "WHATSAPP_REDACTION_KEY (production requires it with state_file or the "
+                "Redis store)"
+            )
         return out
 
     def as_dict(self, *, redact: bool = True) -> dict[str, Any]:
@@ -186,9 +208,13 @@ class Settings:
             if isinstance(out[head][tail], tuple):  # a rotation: a list, as settings spell it
                 out[head][tail] = list(out[head][tail])
         out.update(
-            plugins=list(self.plugins), store=self.store, state_file=self.state_file,
-            snapshot_interval=format_duration(self.snapshot_interval), redis_url=self.redis_url,
-            redis_prefix=self.redis_prefix, event_queue_size=self.event_queue_size,
+            plugins=list(self.plugins),
+            store=self.store,
+            state_file=self.state_file,
+            snapshot_interval=format_duration(self.snapshot_interval),
+            redis_url=self.redis_url,
+            redis_prefix=self.redis_prefix,
+            event_queue_size=self.event_queue_size,
             hook_timeout=format_duration(self.hook_timeout),
             shutdown_timeout=format_duration(self.shutdown_timeout),
         )
@@ -209,8 +235,12 @@ class Settings:
         return f"Settings({self.redacted()!r})"
 
 
-_SECRET_OF = {"meta": "meta.app_secret", "twilio": "twilio.auth_token",
-              "waha": "waha.hmac_key", "bridge": "bridge.secret"}
+_SECRET_OF = {
+    "meta": "meta.app_secret",
+    "twilio": "twilio.auth_token",
+    "waha": "waha.hmac_key",
+    "bridge": "bridge.secret",
+}
 
 
 def load_settings(
@@ -231,16 +261,28 @@ def load_settings(
         environments |= _toml_environments(file, problems)
     chosen = (env or os.environ.get(ENV_VARIABLE) or DEFAULT_ENV).strip().lower()
     if chosen not in environments - {"default", "global"}:
-        problems.append(SettingProblem(
-            "env", chosen, f"one of {', '.join(sorted(environments - {'default', 'global'}))} "
-            f"(set by {ENV_VARIABLE}; an environment is a table of the settings file)"))
+        problems.append(
+            SettingProblem(
+                "env",
+                chosen,
+                f"one of {', '.join(sorted(environments - {'default', 'global'}))} "
+                f"(set by {ENV_VARIABLE}; an environment is a table of the settings file)",
+            )
+        )
     if problems:
         raise SettingsError(problems)
     # A new instance per call: dynaconf reads the files when it is built.
     dyn = Dynaconf(
-        envvar_prefix=ENVVAR_PREFIX, settings_files=[str(p) for p in files], environments=True,
-        env_switcher=ENV_VARIABLE, force_env=chosen, merge_enabled=True, load_dotenv=False,
-        includes=[], preload=[], loaders=[],
+        envvar_prefix=ENVVAR_PREFIX,
+        settings_files=[str(p) for p in files],
+        environments=True,
+        env_switcher=ENV_VARIABLE,
+        force_env=chosen,
+        merge_enabled=True,
+        load_dotenv=False,
+        includes=[],
+        preload=[],
+        loaders=[],
     )
     verbatim = _apply_environment(dyn, problems)
     data = _lower_keys(dyn.as_dict())
@@ -289,8 +331,11 @@ def _apply_environment(dyn: Any, problems: list[SettingProblem]) -> dict[str, st
             dyn.set(key, boolean_fix(raw), tomlfy=True)
         except Exception as exc:  # dynaconf's parse errors (@int, @json, @format…) share no base
             shown = REDACTED if dotted in SECRET_KEYS else raw
-            problems.append(SettingProblem(
-                dotted, shown, f"a value dynaconf can parse from {name} ({type(exc).__name__})"))
+            problems.append(
+                SettingProblem(
+                    dotted, shown, f"a value dynaconf can parse from {name} ({type(exc).__name__})"
+                )
+            )
     return verbatim
 
 
@@ -333,7 +378,12 @@ def _toml_environments(path: Path, problems: list[SettingProblem]) -> set[str]:
         if isinstance(value, dict) and key.lower() not in KNOWN_KEYS:
             envs.add(key.lower())
         else:
-            problems.append(SettingProblem(
-                key, REDACTED if key in SECRET_KEYS else value,
-                f"inside an environment table of {path.name}, e.g. [default] or [default.{key}]"))
+            problems.append(
+                SettingProblem(
+                    key,
+                    REDACTED if key in SECRET_KEYS else value,
+                    f"inside an environment table of {path.name}, "
+                    f"e.g. [default] or [default.{key}]",
+                )
+            )
     return envs

@@ -50,15 +50,32 @@ MIB = 1024 * KIB
 
 PROVIDERS = ("meta", "twilio", "waha", "bridge")
 SECTIONS = ("server", *PROVIDERS)
-OTHER_KEYS = ("plugins", "store", "state_file", "snapshot_interval", "redis_url",
-              "redis_prefix", "event_queue_size", "hook_timeout", "shutdown_timeout")
+OTHER_KEYS = (
+    "plugins",
+    "store",
+    "state_file",
+    "snapshot_interval",
+    "redis_url",
+    "redis_prefix",
+    "event_queue_size",
+    "hook_timeout",
+    "shutdown_timeout",
+)
 KNOWN_KEYS = frozenset({*MANAGER_KEYS, *SECTIONS, *OTHER_KEYS, "env"})
 #: Keys holding secrets: shown as "***", never logged or printed.
-SECRET_KEYS = frozenset({
-    "redaction_key", "server.admin_token", "meta.app_secret", "meta.verify_token",
-    "meta.access_token", "meta.shared_secret", "twilio.auth_token", "waha.hmac_key",
-    "bridge.secret",
-})
+SECRET_KEYS = frozenset(
+    {
+        "redaction_key",
+        "server.admin_token",
+        "meta.app_secret",
+        "meta.verify_token",
+        "meta.access_token",
+        "meta.shared_secret",
+        "twilio.auth_token",
+        "waha.hmac_key",
+        "bridge.secret",
+    }
+)
 
 
 #: A secret setting: one value, or the two values accepted during a rotation.
@@ -151,9 +168,13 @@ class BridgeSettings:
 Provider = MetaSettings | TwilioSettings | WahaSettings | BridgeSettings
 
 #: The sub-tables and the dataclass each one becomes.
-TABLES: dict[str, type] = {"server": ServerSettings, "meta": MetaSettings,
-                           "twilio": TwilioSettings, "waha": WahaSettings,
-                           "bridge": BridgeSettings}
+TABLES: dict[str, type] = {
+    "server": ServerSettings,
+    "meta": MetaSettings,
+    "twilio": TwilioSettings,
+    "waha": WahaSettings,
+    "bridge": BridgeSettings,
+}
 
 
 def table_keys(table: str) -> frozenset[str]:
@@ -171,7 +192,8 @@ def suggest(key: str, known: frozenset[str] | set[str]) -> str | None:
 def looks_secret(key: str) -> bool:
     """Whether an unknown key's value may be a secret (then it is never shown)."""
     return key in SECRET_KEYS or any(
-        word in key for word in ("secret", "token", "key", "password", "auth"))
+        word in key for word in ("secret", "token", "key", "password", "auth")
+    )
 
 
 def format_size(size: int) -> str:
@@ -179,5 +201,3 @@ def format_size(size: int) -> str:
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
-
-

@@ -16,6 +16,7 @@ from plugin.core.durations import DURATION_HELP, format_duration, parse_duration
 from plugin.core.errors import SettingProblem, SettingsError
 from plugin.core.options import MANAGER_KEYS, ManagerOptions, resolve_options
 from plugin.core.values import parse_bool, parse_int
+from plugin.settings.production import production_problems
 from plugin.settings.schema import (
     DEFAULT_ENV,
     KIB,
@@ -27,7 +28,6 @@ from plugin.settings.schema import (
     TABLES,
     BridgeSettings,
     MetaSettings,
-    Provider,
     Secret,
     ServerSettings,
     TwilioSettings,
@@ -42,8 +42,16 @@ __all__ = ["validate"]
 # The logger of plugin.settings.loading, as before the split: hosts and tests filter on that name.
 log = logging.getLogger("plugin.settings.loading")
 
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": KIB, "mb": 1000**2, "mib": MIB, "gb": 1000**3,
-               "gib": 1024 * MIB}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": KIB,
+    "mb": 1000**2,
+    "mib": MIB,
+    "gb": 1000**3,
+    "gib": 1024 * MIB,
+}
 _SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _MODULE_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -66,8 +74,11 @@ def validate(data: dict[str, Any], env: object, *, own: bool = False) -> dict[st
     except SettingsError as exc:
         problems.extend(exc.problems)
     top = _Reader("", data, problems)
-    result: dict[str, Any] = {"env": env, "manager": manager or resolve_options(),
-                              **_tables(top, problems)}
+    result: dict[str, Any] = {
+        "env": env,
+        "manager": manager or resolve_options(),
+        **_tables(top, problems),
+    }
     store = str(data.get("store", "memory")).strip().lower()
     if store not in ("memory", "redis"):
         problems.append(SettingProblem("store", data.get("store"), '"memory" or "redis"'))
@@ -80,15 +91,17 @@ def validate(data: dict[str, Any], env: object, *, own: bool = False) -> dict[st
         store="redis" if store == "redis" else "memory",
         state_file=top.text("state_file"),
         snapshot_interval=top.duration("snapshot_interval", 300.0, 1.0, 86400.0),
-        redis_url=top.url("redis_url", "redis://127.0.0.1:6379/0",
-                          schemes=("redis", "rediss", "unix")) or "",
+        redis_url=top.url(
+            "redis_url", "redis://127.0.0.1:6379/0", schemes=("redis", "rediss", "unix")
+        )
+        or "",
         redis_prefix=prefix,
         event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
         hook_timeout=top.duration("hook_timeout", 10.0, 0.001, 3600.0),
         shutdown_timeout=top.duration("shutdown_timeout", 10.0, 0.0, 3600.0),
     )
     if env == PRODUCTION:
-        problems.extend(_production_problems(result))
+        problems.extend(production_problems(result))
     if problems:
         raise SettingsError([_hide_secret(p) for p in problems])
     return result
@@ -107,19 +120,24 @@ def _tables(top: _Reader, problems: list[SettingProblem]) -> dict[str, Any]:
     )
     m = top.section("meta")
     meta = MetaSettings(
-        app_secret=m.secret("app_secret"), verify_token=m.text("verify_token"),
-        access_token=m.text("access_token"), phone_number_id=m.text("phone_number_id"),
+        app_secret=m.secret("app_secret"),
+        verify_token=m.text("verify_token"),
+        access_token=m.text("access_token"),
+        phone_number_id=m.text("phone_number_id"),
         api_base_url=m.url("api_base_url", "https://graph.facebook.com/v21.0") or "",
-        shared_secret_header=m.text("shared_secret_header"), shared_secret=m.text("shared_secret"),
+        shared_secret_header=m.text("shared_secret_header"),
+        shared_secret=m.text("shared_secret"),
     )
     meta = _with_enabled(meta, m.flag("enabled", True))
     if (meta.shared_secret is None) != (meta.shared_secret_header is None):
         missing = "shared_secret" if meta.shared_secret is None else "shared_secret_header"
-        problems.append(SettingProblem(f"meta.{missing}", None,
-                                       "set together with the other of the pair"))
+        problems.append(
+            SettingProblem(f"meta.{missing}", None, "set together with the other of the pair")
+        )
     t = top.section("twilio")
     twilio = TwilioSettings(
-        auth_token=t.text("auth_token"), account_sid=t.text("account_sid"),
+        auth_token=t.text("auth_token"),
+        account_sid=t.text("account_sid"),
         public_url=t.url("public_url", None),
         api_base_url=t.url("api_base_url", "https://api.twilio.com") or "",
     )
@@ -131,22 +149,28 @@ def _tables(top: _Reader, problems: list[SettingProblem]) -> dict[str, Any]:
     return {"server": server, "meta": meta, "twilio": twilio, "waha": waha, "bridge": bridge}
 
 
-_UNKNOWN_REFUSED = ("a setting this plugin knows (production refuses unknown keys in its own "
-                    "settings file and WHATSAPP_* variables)")
+_UNKNOWN_REFUSED = (
+    "a setting this plugin knows (production refuses unknown keys in its own "
+    "settings file and WHATSAPP_* variables)"
+)
 
 
-def _check_unknown(data: Mapping[str, Any], problems: list[SettingProblem], *,
-                   refuse: bool) -> None:
+def _check_unknown(
+    data: Mapping[str, Any], problems: list[SettingProblem], *, refuse: bool
+) -> None:
     """Unknown keys, top-level and in sub-tables, each with a "did you mean" on its own line:
     problems when ``refuse``, else warnings."""
     found: list[tuple[str, object, str | None]] = [
-        (key, data[key], _top_level_hint(key)) for key in sorted(set(data) - KNOWN_KEYS)]
+        (key, data[key], _top_level_hint(key)) for key in sorted(set(data) - KNOWN_KEYS)
+    ]
     for table in TABLES:
         value = data.get(table)
         if isinstance(value, Mapping):
             known = table_keys(table)
-            found += [(f"{table}.{key}", value[key], _table_hint(table, key, known))
-                      for key in sorted(set(value) - known)]
+            found += [
+                (f"{table}.{key}", value[key], _table_hint(table, key, known))
+                for key in sorted(set(value) - known)
+            ]
     for key, value, hint in found:
         line = f"\n    did you mean {hint}?" if hint else ""
         if refuse:
@@ -175,38 +199,6 @@ def _top_level_hint(key: str) -> str | None:
 def _table_hint(table: str, key: str, known: frozenset[str]) -> str | None:
     close = suggest(key, known)
     return f"{table}.{close}" if close else None
-
-
-def _production_problems(settings: Mapping[str, Any]) -> list[SettingProblem]:
-    need = "required in production; set it from the environment"
-    out: list[SettingProblem] = []
-    if settings["server"].admin_token is None:
-        out.append(SettingProblem("server.admin_token", None,
-                                  f"a token ({need}: WHATSAPP_SERVER__ADMIN_TOKEN)"))
-    if settings["meta"].enabled and not settings["meta"].signed:
-        out.append(SettingProblem(
-            "meta.app_secret", None,
-            f"a secret while [meta] is enabled ({need}: WHATSAPP_META__APP_SECRET; a BSP that "
-            "does not sign may use meta.shared_secret_header + meta.shared_secret instead)"))
-    if settings["meta"].enabled and settings["meta"].verify_token is None:
-        out.append(SettingProblem("meta.verify_token", None,
-                                  f"a token while [meta] is enabled ({need}: "
-                                  "WHATSAPP_META__VERIFY_TOKEN)"))
-    for name, key in (("twilio", "auth_token"), ("twilio", "public_url"),
-                      ("waha", "hmac_key"), ("bridge", "secret")):
-        provider: Provider = settings[name]
-        if provider.enabled and getattr(provider, key) is None:
-            variable = f"WHATSAPP_{name.upper()}__{key.upper()}"
-            out.append(SettingProblem(f"{name}.{key}", None,
-                                      f"a value while [{name}] is enabled ({need}: {variable})"))
-    manager: ManagerOptions = settings["manager"]
-    durable = settings["store"] == "redis" or bool(settings["state_file"])
-    if durable and manager.redact_recipients and not manager.redaction_key:
-        out.append(SettingProblem(
-            "redaction_key", "", f"a secret key while recipients are kept across restarts "
-            f"(state_file or the Redis store), so their hashes survive a restart ({need}: "
-            "WHATSAPP_REDACTION_KEY)"))
-    return out
 
 
 _P = TypeVar("_P", MetaSettings, TwilioSettings, WahaSettings, BridgeSettings)
@@ -256,8 +248,10 @@ class _Reader:
         value = self.data.get(key)
         if not isinstance(value, list | tuple):
             return self.text(key)
-        items = [str(item) if isinstance(item, int) and not isinstance(item, bool) else item
-                 for item in value]
+        items = [
+            str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+            for item in value
+        ]
         if len(items) != 2 or not all(isinstance(item, str) and item for item in items):
             self.fail(key, "a string, or a list of two non-empty strings (during a rotation)")
             return None
@@ -315,14 +309,19 @@ class _Reader:
             return default
         return trimmed
 
-    def url(self, key: str, default: str | None,
-            schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+    def url(
+        self, key: str, default: str | None, schemes: tuple[str, ...] = ("http", "https")
+    ) -> str | None:
         value = self.text(key, default)
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix") or (
-            parts.query and parts.scheme in ("http", "https")) or parts.fragment:
+        if (
+            parts.scheme not in schemes
+            or not (parts.netloc or parts.scheme == "unix")
+            or (parts.query and parts.scheme in ("http", "https"))
+            or parts.fragment
+        ):
             self.fail(key, f"a {' or '.join(schemes)} URL")
             return default
         return value.rstrip("/") if parts.scheme in ("http", "https") else value

@@ -112,8 +112,11 @@ class DeferredWrites:
                 self._drop(write, "the deferred-write queue is full")
             else:
                 self._queue.appendleft(write)
-            log.warning("store still unavailable: %d deferred write(s) waiting, next try in %.1fs",
-                        len(self._queue), delay)
+            log.warning(
+                "store still unavailable: %d deferred write(s) waiting, next try in %.1fs",
+                len(self._queue),
+                delay,
+            )
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.max_delay)
 

@@ -52,8 +52,9 @@ class MemoryStore:
         if state_file:
             options = getattr(settings, "manager", None)
             manager, restored = load_snapshot(state_file, options=options, clock=clock)
-            return cls(manager, state_file=state_file, snapshot_interval=interval,
-                       restored=restored)
+            return cls(
+                manager, state_file=state_file, snapshot_interval=interval, restored=restored
+            )
         return cls(MessageSessionManager.from_settings(settings, clock=clock))
 
     @classmethod

@@ -90,8 +90,13 @@ def _set_aside(path: Path, why: str) -> Path | None:
     try:
         os.replace(path, aside)
     except OSError as exc:
-        log.error("state file %s %s, and it cannot be moved aside (%s): starting with empty "
-                  "state; snapshots will replace it", path, why, exc)
+        log.error(
+            "state file %s %s, and it cannot be moved aside (%s): starting with empty "
+            "state; snapshots will replace it",
+            path,
+            why,
+            exc,
+        )
         return None
     log.error("state file %s %s: moved to %s; starting with empty state", path, why, aside)
     return aside
@@ -126,7 +131,9 @@ def load_snapshot(
         return MessageSessionManager(**manager_kwargs), {}
     log.info(
         "state restored from %s (%d messages, %d sessions)",
-        target, manager.tracked_messages, len(manager.sessions),
+        target,
+        manager.tracked_messages,
+        len(manager.sessions),
     )
     extra = state.get("extra")
     return manager, extra if isinstance(extra, dict) else {}

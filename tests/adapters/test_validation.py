@@ -49,9 +49,13 @@ def test_message_key(raw: str, key: str) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (None, None), ("", None), ("16505551234", "16505551234"),
-        ("+16505551234", "16505551234"), ("whatsapp:+16505551234", "16505551234"),
-        ("16505551234@c.us", "16505551234"), ("16505551234@s.whatsapp.net", "16505551234"),
+        (None, None),
+        ("", None),
+        ("16505551234", "16505551234"),
+        ("+16505551234", "16505551234"),
+        ("whatsapp:+16505551234", "16505551234"),
+        ("16505551234@c.us", "16505551234"),
+        ("16505551234@s.whatsapp.net", "16505551234"),
         ("120363025246125486@g.us", "120363025246125486@g.us"),
         ("16505551234-1600000000@g.us", "16505551234-1600000000@g.us"),
         ("123456789012345@lid", "123456789012345@lid"),
@@ -63,8 +67,24 @@ def test_recipients_that_are_accepted(value: object, expected: str | None) -> No
 
 @pytest.mark.parametrize(
     "value",
-    ["\u00b2", "1650555\u00b2", "\ud800", "\u0661\u0662", "16505551234\x00", "abc", "+",
-     "1" * 21, "\u00b2@g.us", "@lid", "x@g.us", 16505551234, 1.5, ["1"], {"a": 1}, True],
+    [
+        "\u00b2",
+        "1650555\u00b2",
+        "\ud800",
+        "\u0661\u0662",
+        "16505551234\x00",
+        "abc",
+        "+",
+        "1" * 21,
+        "\u00b2@g.us",
+        "@lid",
+        "x@g.us",
+        16505551234,
+        1.5,
+        ["1"],
+        {"a": 1},
+        True,
+    ],
 )
 def test_recipients_that_are_refused(value: object) -> None:
     with pytest.raises(ValueError):
@@ -84,8 +104,23 @@ def test_timestamps() -> None:
     assert epoch_seconds("1750030073") == 1750030073.0
     assert epoch_seconds("1750030073.5") == 1750030073.5
     assert epoch_seconds(1750030073123) == pytest.approx(1750030073.123)
-    for bad in ("\u0661\u0662\u0663", " 1750030073", "1_750_030_073", "nan", "inf", "1e9",
-                "-5", -5, float("nan"), float("inf"), 10**30, 10**400, True, [1], "1" * 25):
+    for bad in (
+        "\u0661\u0662\u0663",
+        " 1750030073",
+        "1_750_030_073",
+        "nan",
+        "inf",
+        "1e9",
+        "-5",
+        -5,
+        float("nan"),
+        float("inf"),
+        10**30,
+        10**400,
+        True,
+        [1],
+        "1" * 25,
+    ):
         with pytest.raises(ValueError):
             epoch_seconds(bad)
 
@@ -112,8 +147,9 @@ def test_a_signature_by_either_secret_of_a_rotation() -> None:
     for secret in ("new", "old"):
         signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         meta.verify_signature(body, signature, ("new", "old"))
-        verify_hex_hmac(body, signature, ["new", "old"], digestmod="sha256", header_name="X",
-                        prefix="sha256=")
+        verify_hex_hmac(
+            body, signature, ["new", "old"], digestmod="sha256", header_name="X", prefix="sha256="
+        )
     with pytest.raises(SignatureInvalid):
         meta.verify_signature(body, signature, ("new", "other"))
     with pytest.raises(SignatureInvalid):
@@ -124,7 +160,8 @@ def test_a_signature_by_either_secret_of_a_rotation() -> None:
 
 def test_twilio_signed_url_is_joined_as_text() -> None:
     assert twilio.join_public_url("https://bot.example.com/", "/webhooks/twilio?a=1") == (
-        "https://bot.example.com/webhooks/twilio?a=1")
+        "https://bot.example.com/webhooks/twilio?a=1"
+    )
     with pytest.raises(SignatureInvalid):  # an unparsable URL is refused, never an error
         twilio.verify_signature("http://[/x", [("A", "b")], "c2ln", "token")
     with pytest.raises(SignatureInvalid):

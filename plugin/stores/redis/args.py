@@ -88,20 +88,35 @@ class ScriptArgs:
         offset = min(int(moment - period.start), OFFSET_MASK)
         complete_at = completion_time(period, self._window, self.options.max_session_age)
         return [
-            period.session_id, repr(period.start), repr(period.end), repr(complete_at), offset,
+            period.session_id,
+            repr(period.start),
+            repr(period.end),
+            repr(complete_at),
+            offset,
             repr(period.start + offset),
         ]
 
-    def track(self, message_id: str, recipient: str | None, moment: float, now: float,
-              budget: int, tag: str | None = None) -> list[Any]:
-        return [*self.header(now, budget), self.stored_id(message_id), *self.place(moment),
-                self.recipient_field(recipient), normalize_tag(tag) or "",
-                self.options.max_tags_per_session]
+    def track(
+        self,
+        message_id: str,
+        recipient: str | None,
+        moment: float,
+        now: float,
+        budget: int,
+        tag: str | None = None,
+    ) -> list[Any]:
+        return [
+            *self.header(now, budget),
+            self.stored_id(message_id),
+            *self.place(moment),
+            self.recipient_field(recipient),
+            normalize_tag(tag) or "",
+            self.options.max_tags_per_session,
+        ]
 
     def receipts_header(self, now: float, budget: int, count: int) -> list[Any]:
         """ARGV[1..6] of a RECEIPT batch of ``count`` receipts."""
-        return [*self.header(now, budget), 1 if self.options.track_unknown_receipts else 0,
-                count]
+        return [*self.header(now, budget), 1 if self.options.track_unknown_receipts else 0, count]
 
     def receipt(self, receipt: Receipt, now: float) -> list[Any]:
         """The RECEIPT_FIELDS arguments of one receipt in a batch."""

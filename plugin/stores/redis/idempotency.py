@@ -106,18 +106,26 @@ class RedisSendLedger:
         client = self._client()
         scripts = self._scripts.get(id(client))
         if scripts is None:
-            self._scripts = {id(client): (
-                client.register_script(_CLAIM),
-                client.register_script(_COMPLETE),
-                client.register_script(_RELEASE),
-            )}
+            self._scripts = {
+                id(client): (
+                    client.register_script(_CLAIM),
+                    client.register_script(_COMPLETE),
+                    client.register_script(_RELEASE),
+                )
+            }
             scripts = self._scripts[id(client)]
         return scripts
 
     async def claim(self, digest: str, token: str, pending_ttl: float) -> Claim:
         claim, _, _ = self._bound()
-        args = [digest, token, _ms(pending_ttl), _ms(self._window), self.capacity,
-                f"{self._base}:i:"]
+        args = [
+            digest,
+            token,
+            _ms(pending_ttl),
+            _ms(self._window),
+            self.capacity,
+            f"{self._base}:i:",
+        ]
         try:
             reply = await claim(keys=self._keys(digest), args=args)
         except (RedisError, OSError) as exc:
@@ -136,11 +144,13 @@ class RedisSendLedger:
 
     async def complete(self, digest: str, token: str, record: SendRecord) -> None:
         _, complete, _ = self._bound()
-        value = "d:" + json.dumps({"id": record.message_id, "provider": record.provider},
-                                  separators=(",", ":"))
+        value = "d:" + json.dumps(
+            {"id": record.message_id, "provider": record.provider}, separators=(",", ":")
+        )
         try:
-            await complete(keys=self._keys(digest)[:1],
-                           args=[f"p:{token}", value, _ms(self._window)])
+            await complete(
+                keys=self._keys(digest)[:1], args=[f"p:{token}", value, _ms(self._window)]
+            )
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"idempotency record failed: {exc}") from exc
 

@@ -42,9 +42,7 @@ def tomb_digest(stored_id: str) -> str:
     return hashlib.sha1(stored_id.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-async def check_layout(
-    client: aioredis.Redis, base: str, stored_id: Callable[[str], str]
-) -> None:
+async def check_layout(client: aioredis.Redis, base: str, stored_id: Callable[[str], str]) -> None:
     """Check (or write) the layout marker of ``base``; migrate a version-1 layout."""
     marker = base + ":format"
     found = _text(await client.get(marker))
@@ -61,7 +59,11 @@ async def check_layout(
         tombs, renamed = await _migrate_v1(client, base, stored_id)
         log.warning(
             "Redis key layout under %s migrated from version 1 to %d (%d tombstones as "
-            "digests, %d ids renamed without a number)", base, LAYOUT_VERSION, tombs, renamed,
+            "digests, %d ids renamed without a number)",
+            base,
+            LAYOUT_VERSION,
+            tombs,
+            renamed,
         )
     await client.set(marker, str(LAYOUT_VERSION), nx=True)
 
@@ -83,7 +85,7 @@ async def _migrate_v1(
     renamed = 0
     prefix = base + ":m:"
     async for key in client.scan_iter(match=prefix + "*@*", count=1000):
-        old = key[len(prefix):]
+        old = key[len(prefix) :]
         new = stored_id(old)
         session_id = _text(await client.hget(key, "s"))
         if new == old or session_id is None:

@@ -378,4 +378,3 @@ local function receipt(a, adopt, out)
   return ADOPTED, sid, '', new, ARGV[a + 9], ARGV[a + 10]
 end
 """
-

@@ -112,7 +112,11 @@ _PROGRAM = lua.PRELUDE + lua.SESSIONS
 #: Reply: data lost (1/0), next due, then (outcome, session id, old status, new status,
 #: sent_at, recipient) per receipt, then (id, session id, status, recipient, sent_at, reason)
 #: per record released on the way.
-RECEIPT = _generate("#!lua" + _PROGRAM + lua.ONE_RECEIPT + """
+RECEIPT = _generate(
+    "#!lua"
+    + _PROGRAM
+    + lua.ONE_RECEIPT
+    + """
 local out = {}
 local head = {marker(), ''}
 expire(BUDGET, out)
@@ -125,12 +129,16 @@ for i = 0, tonumber(ARGV[6]) - 1 do
 end
 head[2] = next_due()
 return append(head, out)
-""")
+"""
+)
 
 #: ARGV[5..]: id, session id, start, end, complete_at, offset, sent_at, recipient field, tag
 #: ('' for none), max_tags_per_session.
 #: Reply: data lost (1/0), next due, 1 tracked / 0 not, then released records as in RECEIPT.
-TRACK = _generate("#!lua" + _PROGRAM + """
+TRACK = _generate(
+    "#!lua"
+    + _PROGRAM
+    + """
 local out = {}
 local lost = marker()
 expire(BUDGET, out)
@@ -147,25 +155,33 @@ local g = nil
 if ARGV[13] ~= '' then g = tag_of(sk, ARGV[13], tonumber(ARGV[14])) end
 insert(sk, sid, id, tonumber(ARGV[10]), ARGV[11], ARGV[12], g, false, out)
 return append({lost, next_due(), 1}, out)
-""")
+"""
+)
 
 #: One cleanup batch: release up to BUDGET expired records, drop old tombstones; ARGV[5] = 1
 #: records ``last_cleanup``. In a session due to complete, only the windows that ended before
 #: its completion expire here. Reply: data lost, released, tombstones dropped, then released
 #: records as in RECEIPT.
-EXPIRE = _generate("#!lua flags=allow-oom" + _PRELUDE + """
+EXPIRE = _generate(
+    "#!lua flags=allow-oom"
+    + _PRELUDE
+    + """
 local out = {}
 local lost = marker()
 local released, dropped = expire(BUDGET, out)
 if ARGV[5] == '1' then redis.call('HSET', META, 'last_cleanup', NOW_S) end
 return append({lost, released, dropped}, out)
-""")
+"""
+)
 
 #: ARGV[5..]: session id, history limit. Releases up to BUDGET records of a due session; when
 #: none are left, moves its summary to history and deletes it, all in this one call.
 #: Reply: data lost, state ('more', 'done', 'gone', 'notdue'), released, history trimmed,
 #: summary JSON, then released records as in RECEIPT.
-COMPLETE = _generate("#!lua flags=allow-oom" + _PRELUDE + """
+COMPLETE = _generate(
+    "#!lua flags=allow-oom"
+    + _PRELUDE
+    + """
 local sid, limit = ARGV[5], tonumber(ARGV[6])
 local sk = skey(sid)
 local out = {}
@@ -202,7 +218,8 @@ if limit > 0 then
 end
 redis.call('DEL', sk)
 return append({lost, 'done', #ids, trimmed, summary}, out)
-""")
+"""
+)
 
 #: Everything the views show, read atomically: JSON.
 VIEWS = """#!lua flags=no-writes

@@ -168,8 +168,7 @@ class RedisStore(EventEmitter):
     async def connect(self) -> None:
         """Connect, check Redis answers and the key layout is this version's (migrating an
         older one); StoreUnavailable (naming the URL without its password) when not."""
-        client = open_client(self.url, max_connections=self.max_connections,
-                             timeout=self.timeout)
+        client = open_client(self.url, max_connections=self.max_connections, timeout=self.timeout)
         try:
             with self._unavailable():
                 await client.ping()
@@ -237,7 +236,9 @@ class RedisStore(EventEmitter):
             log.error(
                 "Redis at %s lost its data (the marker %s:format was gone; restarted without "
                 "persistence?): records, counters and sessions written before are gone; "
-                "marker written again", redact_url(self.url), self._base,
+                "marker written again",
+                redact_url(self.url),
+                self._base,
             )
         return reply
 
@@ -261,30 +262,34 @@ class RedisStore(EventEmitter):
             return
         for i in range(0, len(flat), 6):
             message_id, session_id, status, recipient, sent_at, reason = flat[i : i + 6]
-            self._on_expired(MessageExpired(
-                message_id=message_id,
-                session_id=session_id,
-                status=_STATUSES[int(status)],
-                recipient=recipient or None,
-                sent_at=float(sent_at),
-                reason=reason,
-            ))
+            self._on_expired(
+                MessageExpired(
+                    message_id=message_id,
+                    session_id=session_id,
+                    status=_STATUSES[int(status)],
+                    recipient=recipient or None,
+                    sent_at=float(sent_at),
+                    reason=reason,
+                )
+            )
 
     def _receipt_done(self, receipt: Receipt, fields: Sequence[Any], now: float) -> Outcome:
         code, session_id, old, new, _sent_at, recipient = fields
         outcome = _OUTCOMES[int(code)]
         if self._on_status is not None and outcome in (Outcome.APPLIED, Outcome.ADOPTED):
-            self._on_status(StatusChange(
-                message_id=receipt.message_id,
-                session_id=session_id,
-                old_status=None if old == "" else _STATUSES[int(old)],
-                new_status=_STATUSES[int(new)],
-                outcome=outcome,
-                recipient=recipient or None,
-                provider=receipt.provider,
-                timestamp=now if receipt.timestamp is None else receipt.timestamp,
-                error=receipt.error,
-            ))
+            self._on_status(
+                StatusChange(
+                    message_id=receipt.message_id,
+                    session_id=session_id,
+                    old_status=None if old == "" else _STATUSES[int(old)],
+                    new_status=_STATUSES[int(new)],
+                    outcome=outcome,
+                    recipient=recipient or None,
+                    provider=receipt.provider,
+                    timestamp=now if receipt.timestamp is None else receipt.timestamp,
+                    error=receipt.error,
+                )
+            )
         return outcome
 
     # -- public API -----------------------------------------------------------------------------
@@ -470,8 +475,11 @@ class RedisStore(EventEmitter):
 
     async def get_debug_info(self) -> dict[str, Any]:
         return debug_info(
-            await self._read_views(), self.options, hook_errors=self.hook_errors,
-            max_sessions=self.max_active_sessions(), prefix=self.prefix,
+            await self._read_views(),
+            self.options,
+            hook_errors=self.hook_errors,
+            max_sessions=self.max_active_sessions(),
+            prefix=self.prefix,
         )
 
     def max_active_sessions(self) -> int:

@@ -57,7 +57,7 @@ def parse_views(raw: str) -> dict[str, Any]:
 
 
 def _histogram(fields: Mapping[str, str], prefix: str) -> dict[int, int]:
-    return {int(k[len(prefix):]): int(v) for k, v in fields.items() if k.startswith(prefix)}
+    return {int(k[len(prefix) :]): int(v) for k, v in fields.items() if k.startswith(prefix)}
 
 
 def histograms(fields: Mapping[str, str]) -> tuple[dict[int, int], dict[int, int]]:
@@ -150,7 +150,11 @@ def all_stats(data: dict[str, Any], options: ManagerOptions) -> dict[str, Any]:
 
 
 def debug_info(
-    data: dict[str, Any], options: ManagerOptions, *, hook_errors: int, max_sessions: int,
+    data: dict[str, Any],
+    options: ManagerOptions,
+    *,
+    hook_errors: int,
+    max_sessions: int,
     prefix: str,
 ) -> dict[str, Any]:
     """``get_debug_info()`` of parsed views: the manager's keys, then the Redis-side ones."""
@@ -186,7 +190,6 @@ def debug_info(
                 opts, max_sessions, len(prefix) + 2
             ),
             "lost_records": int(meta.get("lost", 0)),
-
         }
     }
 
