@@ -23,7 +23,7 @@ from plugin.server.app import create_app
 from plugin.server.runtime import CLIENT_KEY, MANAGER_KEY, PLUGIN_MANAGER_KEY
 from plugin.stores.deferred import deferred_writes
 from tests.providers import meta_body, meta_change, meta_inbound, meta_status, meta_status_body
-from tests.redis_process import RedisProcess, private_redis
+from tests.redis_private import PrivateRedis, private_redis
 from tests.redis_support import redis_prefix, redis_url
 from tests.serving import (
     ACCESS_TOKEN,
@@ -301,7 +301,7 @@ async def metric_lines(client: Any) -> list[str]:
 
 
 async def test_sends_accepted_while_redis_is_away_are_returned_and_tracked_once_it_is_back(
-    private_redis: RedisProcess, aiohttp_client, graph, caplog
+    private_redis: PrivateRedis, aiohttp_client, graph, caplog
 ):  # private_redis first: it stops after the application
     caplog.set_level(logging.INFO)
     clock = Clock()
