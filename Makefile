@@ -46,7 +46,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
 
 # Benchmarks (not tests, not in CI): each installs the `bench` extra and prints its ratio last.
-.PHONY: bench-install bench-pressure bench-memory bench-receipts bench-soak bench-soak-server bench-webhooks
+.PHONY: bench-install bench-pressure bench-redis bench-memory bench-receipts bench-soak bench-soak-server bench-webhooks
 
 $(VENV)/.bench: pyproject.toml | install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -68,6 +68,10 @@ bench-soak-server: bench-install
 
 bench-pressure: bench-install
 	$(BIN)/python benchmarks/pressure.py --baseline 7b84cff
+	$(BIN)/python benchmarks/redis_store.py
+
+bench-redis: bench-install
+	$(BIN)/python benchmarks/redis_store.py
 
 bench-webhooks: bench-install
 	$(BIN)/python benchmarks/webhook_throughput.py

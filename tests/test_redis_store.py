@@ -158,12 +158,16 @@ async def test_a_lease_held_by_a_dead_replica_expires_and_another_takes_over(rep
 
 async def test_a_lease_is_released_only_by_its_holder(replica, redis_prefix):
     first, second = await replica(), await replica()
-    token = await first._acquire_lease()
+    token = await first.lease.acquire()
     assert token is not None
-    await second._release_lease("not-the-token")
-    assert await second._acquire_lease() is None
-    await first._release_lease(token)
-    assert await second._acquire_lease() is not None
+    await second.lease.release("not-the-token")
+    assert await second.lease.acquire() is None
+    assert await second._acquire_lease() is None  # the store's own turn: refused too
+    await first.lease.release(token)
+    token = await second._acquire_lease()
+    assert token is not None
+    await second._release_lease(token)
+    assert await first.lease.acquire() is not None
 
 
 # -- bounds in Redis ----------------------------------------------------------------------------

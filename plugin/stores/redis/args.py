@@ -118,18 +118,21 @@ class ScriptArgs:
         """ARGV[1..6] of a RECEIPT batch of ``count`` receipts."""
         return [*self.header(now, budget), 1 if self.options.track_unknown_receipts else 0, count]
 
-    def receipt(self, receipt: Receipt, now: float) -> list[Any]:
-        """The RECEIPT_FIELDS arguments of one receipt in a batch."""
+    def receipt(self, receipt: Receipt, now: float) -> str:
+        """The argument of one receipt in a batch: its RECEIPT_FIELDS fields joined by the unit
+        separator (0x1F), which no field holds (ids, recipient fields and codes are printable;
+        the separator is removed from free-form ones)."""
         ts = receipt.timestamp
         effective = now if ts is None else min(float(ts), now)
         message_id = receipt.message_id
         code = receipt.error.code if receipt.error is not None and receipt.error.code else ""
-        return [
+        fields = [
             self.stored_id(message_id) if valid_id(message_id) else "",
             int(receipt.status),
             "" if ts is None else repr(float(ts)),
             repr(effective),
             *self.place(effective),
-            self.recipient_field(receipt.recipient),
-            str(code)[:MAX_ERROR_CODE_LENGTH],
+            self.recipient_field(receipt.recipient).replace("\x1f", ""),
+            str(code)[:MAX_ERROR_CODE_LENGTH].replace("\x1f", ""),
         ]
+        return "\x1f".join(map(str, fields))

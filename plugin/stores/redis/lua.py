@@ -319,13 +319,29 @@ end
 
 """
 
-#: Receipt fields at ARGV[a..a+11]: id ('' when invalid), status, raw timestamp ('' when none),
+#: A receipt is one argument, its fields joined by the unit separator (0x1F), which no field
+#: holds: fewer arguments for the client to encode and Redis to parse. Fields: id ('' when
+#: invalid), status, raw timestamp ('' when none),
 #: effective timestamp, then the period of the effective timestamp: session id, start, end,
 #: complete_at, offset, sent_at; recipient field, error code. Returns outcome, session id, old
 #: status, new status, sent_at, recipient.
 ONE_RECEIPT = """
-local function receipt(a, adopt, out)
-  local id, status, ts = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+local function fields(s)
+  local f, n, p = {}, 0, 1
+  while true do
+    local q = string.find(s, '\\31', p, true)
+    n = n + 1
+    if not q then
+      f[n] = string.sub(s, p)
+      return f
+    end
+    f[n] = string.sub(s, p, q - 1)
+    p = q + 1
+  end
+end
+
+local function receipt(F, adopt, out)
+  local id, status, ts = F[1], tonumber(F[2]), F[3]
   if id ~= '' then
     local rec = redis.call('HMGET', mkey(id), 's', 'st', 't', 'r', 'g', 'n')
     if rec[1] then
@@ -344,15 +360,15 @@ local function receipt(a, adopt, out)
         end
         local at = NOW
         if ts ~= '' then at = tonumber(ts) end
-        local outcome, new = apply(sk, id, cur, status, ARGV[a + 11], {t, rec[5], rec[6], at})
+        local outcome, new = apply(sk, id, cur, status, F[12], {t, rec[5], rec[6], at})
         count(outcome, sk)
         return outcome, sid, cur, new, rec[3], rec[4] or ''
       end
     end
   end
-  local late = tonumber(ARGV[a + 3]) + WINDOW <= NOW
+  local late = tonumber(F[4]) + WINDOW <= NOW
   if not late and id ~= '' and redis.call('ZSCORE', TOMBS, tomb(id)) then late = true end
-  local sid = ARGV[a + 4]
+  local sid = F[5]
   if late or not adopt then
     local outcome = UNKNOWN
     if late then outcome = LATE end
@@ -365,16 +381,16 @@ local function receipt(a, adopt, out)
     count(UNKNOWN)
     return UNKNOWN, '', '', '', '', ''
   end
-  local sk = open_session(sid, ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+  local sk = open_session(sid, F[6], F[7], F[8])
   if not sk then
     count(LATE)
     return LATE, '', '', '', '', ''
   end
   -- adopted past "sent": its send time is not known (no latency for it)
-  insert(sk, sid, id, tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10], nil, status > QUEUED + 1,
+  insert(sk, sid, id, tonumber(F[9]), F[10], F[11], nil, status > QUEUED + 1,
          out)
-  local _, new = apply(sk, id, QUEUED, status, ARGV[a + 11], nil)
+  local _, new = apply(sk, id, QUEUED, status, F[12], nil)
   count(ADOPTED, sk)
-  return ADOPTED, sid, '', new, ARGV[a + 9], ARGV[a + 10]
+  return ADOPTED, sid, '', new, F[10], F[11]
 end
 """

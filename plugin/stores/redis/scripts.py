@@ -57,7 +57,7 @@ LAYOUT_VERSION = 2
 KEY_SUFFIXES = ("", ":meta", ":sessions", ":due", ":tombs", ":history", ":format")
 #: A send-order score: ``offset * SCORE_SCALE + seq`` (send order within a second).
 SCORE_SCALE = 1 << 32
-#: Arguments per receipt in a RECEIPT batch.
+#: Fields per receipt in a RECEIPT batch (one argument, joined by the unit separator (0x1F)).
 RECEIPT_FIELDS = 12
 
 
@@ -108,7 +108,9 @@ _PRELUDE = lua.PRELUDE
 _PROGRAM = lua.PRELUDE + lua.SESSIONS
 
 #: A batch of receipts, applied in order, each atomically with the same outcome it would get
-#: alone. ARGV[5] = track_unknown_receipts (1/0), ARGV[6] = n, then RECEIPT_FIELDS per receipt.
+#: alone. ARGV[5] = track_unknown_receipts (1/0), ARGV[6] = n, then one argument per receipt:
+#: its RECEIPT_FIELDS fields joined by the unit separator (0x1F) (see
+#: :data:`plugin.stores.redis.lua.ONE_RECEIPT`).
 #: Reply: data lost (1/0), next due, then (outcome, session id, old status, new status,
 #: sent_at, recipient) per receipt, then (id, session id, status, recipient, sent_at, reason)
 #: per record released on the way.
@@ -122,7 +124,7 @@ local head = {marker(), ''}
 expire(BUDGET, out)
 local adopt = ARGV[5] == '1'
 for i = 0, tonumber(ARGV[6]) - 1 do
-  local o, sid, old, new, t, r = receipt(7 + i * @RF@, adopt, out)
+  local o, sid, old, new, t, r = receipt(fields(ARGV[7 + i]), adopt, out)
   local n = #head
   head[n + 1], head[n + 2], head[n + 3] = o, sid, old
   head[n + 4], head[n + 5], head[n + 6] = new, t, r

@@ -48,6 +48,7 @@ scatter one sequence of Redis calls over mixins.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -74,6 +75,7 @@ from plugin.core.options import ManagerOptions, resolve_options
 from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 from plugin.stores.redis import scripts as redis_scripts
 from plugin.stores.redis.args import ScriptArgs, valid_id
+from plugin.stores.redis.batcher import ReceiptBatcher
 from plugin.stores.redis.connection import open_client, redact_url, unavailable
 from plugin.stores.redis.idempotency import RedisSendLedger
 from plugin.stores.redis.layout import check_layout
@@ -92,7 +94,11 @@ log = logging.getLogger("plugin.stores.redis.store")
 
 _OUTCOMES = tuple(Outcome)
 _STATUSES = tuple(Status)
-_RF = redis_scripts.RECEIPT_FIELDS
+#: The upkeep task: longest sleep between checks, shortest pause between runs, and the pause
+#: after Redis refused (seconds).
+UPKEEP_POLL = 1.0
+UPKEEP_PAUSE = 0.05
+UPKEEP_RETRY = 1.0
 
 
 class RedisStore(EventEmitter):
@@ -116,6 +122,7 @@ class RedisStore(EventEmitter):
         lazy_budget: int = 32,
         max_connections: int = 64,
         timeout: float = 10.0,
+        batching: bool = True,
         **settings: Any,
     ) -> None:
         if options is not None and settings:
@@ -139,7 +146,11 @@ class RedisStore(EventEmitter):
         self._redis: aioredis.Redis | None = None
         self._due = -math.inf  # when a session may next be due for completion
         self._due_retry = -math.inf
+        self._wake: asyncio.Event | None = None  # set while the upkeep task runs
+        self._lease_lock = asyncio.Lock()  # this process's users of the lease take turns
         self._send_ledger: RedisSendLedger | None = None
+        # Concurrent apply_receipts calls share script calls (plugin.stores.redis.batcher).
+        self.batcher = ReceiptBatcher(self._apply_now, batch_size) if batching else None
         #: How many times a script found the layout marker gone: Redis lost its data.
         self.data_lost = 0
         EventEmitter.__init__(self)
@@ -193,7 +204,41 @@ class RedisStore(EventEmitter):
         await self.connect()
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
-        return []
+        """In a server: the upkeep task (:meth:`_upkeep`), which keeps the lease, session
+        completion and expiry off the request path."""
+        return [self._upkeep()]
+
+    async def _upkeep(self) -> None:
+        """Complete the sessions due and release what expired with them, under the lease, as
+        soon as they are due; receipts and sends only wake this task (the scripts already
+        treat a due session as completed, so their answers stay exact meanwhile)."""
+        wake = self._wake = asyncio.Event()
+        try:
+            while True:
+                now = self._clock()
+                if now >= self._due and now >= self._due_retry:
+                    try:
+                        await self._run_due(now)
+                    except StoreUnavailable as exc:
+                        log.warning("session completion postponed: %s", exc)
+                        self._due_retry = now + UPKEEP_RETRY
+                wake.clear()
+                delay = min(max(self._due, self._due_retry) - self._clock(), UPKEEP_POLL)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(delay, UPKEEP_PAUSE)):
+                        await wake.wait()
+        finally:
+            self._wake = None
+
+    async def _due_work(self, now: float) -> None:
+        """Before a receipt or a send: wake the upkeep task when a session is due, or (no task:
+        a script, the CLI) complete it here first, as the manager does."""
+        if now < self._due or now < self._due_retry:
+            return
+        if self._wake is not None:
+            self._wake.set()
+        else:
+            await self._run_due(now)
 
     async def ready(self) -> bool:
         """True when Redis answers a PING."""
@@ -310,7 +355,7 @@ class RedisStore(EventEmitter):
                 f"{message_id!r:.80}"
             )
         now = self._clock()
-        await self._run_due(now)
+        await self._due_work(now)
         moment = now if sent_at is None else min(float(sent_at), now)
         args = self._args.track(message_id, recipient, moment, now, self._budget, tag)
         reply = await self._call(self._track, args)
@@ -324,12 +369,18 @@ class RedisStore(EventEmitter):
 
     async def apply_receipts(self, receipts: Sequence[Receipt]) -> list[Outcome]:
         """Apply a batch in one script call per ``batch_size`` receipts: each receipt gets the
-        outcome it would get alone. A call Redis refuses (NOSCRIPT is retried once the script
-        is loaded: a refused call ran nothing) raises ``StoreUnavailable``."""
+        outcome it would get alone. Concurrent calls share script calls (the batcher). A call
+        Redis refuses (NOSCRIPT is retried once the script is loaded: a refused call ran
+        nothing) raises ``StoreUnavailable``."""
         if not receipts:
             return []
+        if self.batcher is not None:
+            return await self.batcher.apply(receipts)
+        return await self._apply_now(receipts)
+
+    async def _apply_now(self, receipts: Sequence[Receipt]) -> list[Outcome]:
         now = self._clock()
-        await self._run_due(now)
+        await self._due_work(now)
         outcomes: list[Outcome] = []
         for start in range(0, len(receipts), self._batch):
             outcomes += await self._apply_batch(receipts[start : start + self._batch], now)
@@ -337,9 +388,8 @@ class RedisStore(EventEmitter):
 
     async def _apply_batch(self, receipts: Sequence[Receipt], now: float) -> list[Outcome]:
         args = self._args.receipts_header(now, self._budget, len(receipts))
-        receipt_args = self._args.receipt
-        for receipt in receipts:
-            args += receipt_args(receipt, now)
+        receipt_arg = self._args.receipt
+        args += [receipt_arg(receipt, now) for receipt in receipts]
         reply = await self._call(self._receipt, args)
         self._note_due(reply[1])
         end = 2 + 6 * len(receipts)
@@ -377,16 +427,29 @@ class RedisStore(EventEmitter):
     # -- lease, completion, expiry --------------------------------------------------------------
 
     async def _acquire_lease(self) -> str | None:
-        with self._unavailable():
-            return await self.lease.acquire()
+        """The cleanup lease, or None when another replica holds it. Within this process the
+        lease's users take turns (a view waits for the upkeep task's run, then settles)."""
+        await self._lease_lock.acquire()
+        try:
+            with self._unavailable():
+                token = await self.lease.acquire()
+        except BaseException:
+            self._lease_lock.release()
+            raise
+        if token is None:
+            self._lease_lock.release()
+        return token
 
     async def _renew_lease(self, token: str) -> bool:
         with self._unavailable():
             return await self.lease.renew(token)
 
     async def _release_lease(self, token: str) -> None:
-        with contextlib.suppress(StoreUnavailable), self._unavailable():
-            await self.lease.release(token)
+        try:
+            with contextlib.suppress(StoreUnavailable), self._unavailable():
+                await self.lease.release(token)
+        finally:
+            self._lease_lock.release()
 
     async def _run_due(self, now: float) -> None:
         """Complete sessions due by ``now`` before serving (as the manager does), when this
