@@ -6,8 +6,9 @@
 Two ``wa-sessions serve`` processes on loopback, started up front, identical but for the store:
 one on the embedded in-memory store, one on Redis (``store = "redis"``, a prefix of its own,
 deleted at the end). The load is the one of benchmarks/webhook_throughput.py: distinct pre-signed
-Meta notifications in rotation, for ever new message ids (each status adopts a message: the
-heaviest receipt for the store), 1 status per POST and 50, driven by ``wrk`` (32 connections)
+Meta notifications in rotation (``sent``, ``delivered``, ``read`` for new messages: the first
+pass through the rotation adopts and applies, later passes are duplicates), 1 status per POST
+and 50, driven by ``wrk`` (32 connections)
 with benchmarks/wrk_bodies.lua when installed, otherwise by the bundled aiohttp load generator.
 Runs are interleaved after a warm-up; figures are medians over the repetitions, the ratio is the
 median of the ratios within each repetition.
@@ -116,7 +117,8 @@ def main() -> int:
     print(
         f"Redis store vs in-memory store, wa-sessions serve on loopback, {args.connections} "
         f"connections, {generator}, {args.seconds:g} s per run, median of {args.repeats} "
-        f"interleaved repetitions; every status adopts a new message"
+        f"interleaved repetitions; {args.bodies:,} (1 status) / {max(1, args.bodies // 5):,} "
+        f"(50 statuses) distinct signed bodies in rotation"
     )
     print(
         f"machine: {os.cpu_count()} CPUs, load average at the end "
