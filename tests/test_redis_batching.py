@@ -17,11 +17,14 @@ import pytest
 
 from plugin.core.errors import StoreUnavailable
 from plugin.core.model import Outcome, Receipt, Status
+from plugin.hooks.events import HookEvents
+from plugin.hooks.plugins import make_plugin_manager
 from plugin.stores.redis.store import RedisStore
 from tests.clock import Clock, at
 from tests.providers import meta_status
 from tests.redis_private import PrivateRedis, private_redis
 from tests.redis_support import new_prefix, redis_prefix, redis_url
+from tests.test_events import SlowExpiryLog
 from tests.test_redis_server import post_statuses, redis_app
 
 __all__ = ["private_redis", "redis_prefix", "redis_url"]  # fixtures used here
@@ -150,3 +153,29 @@ async def test_session_completion_runs_in_the_upkeep_task_off_the_request_path(
     (summary,) = completed.summaries
     assert summary.session_id == "2026-11-30"
     assert summary.counters["sent"] == 5 and summary.counters["expired"] == 5
+
+
+async def test_a_slow_async_hook_receives_every_expiry_of_a_redis_burst(stores, redis_prefix):
+    clock = Clock(MONDAY + 10 * HOUR)
+    store = await stores(redis_prefix, batch_size=200, ack_tracking_window="1h")
+    store._clock = clock
+    audit = SlowExpiryLog()
+    pm = make_plugin_manager(store, entry_points=False)
+    pm.register(audit)
+    events = HookEvents(pm, store, max_queue=40)
+    events.attach(store)
+    await events.start()
+    try:
+        ids = [f"wamid.E{index:04d}" for index in range(1000)]
+        for message_id in ids:
+            assert await store.track_sent(message_id, "16505551234")
+        clock.advance(hours=1, minutes=1)  # every window ended together
+        async with asyncio.timeout(30):
+            await store.cleanup()  # releases them 200 at a time, waiting for room
+            assert await events.flush(timeout=30)
+    finally:
+        await events.stop()
+    assert sorted(audit.ids) == ids
+    assert events.lost == 0 and store.hook_errors == 0
+    # at most half the queue (the expiry's share) plus one batch of 200 ever waited
+    assert events.peak <= 20 + 200 + 32, events.peak

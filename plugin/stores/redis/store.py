@@ -510,6 +510,14 @@ class RedisStore(EventEmitter):
     def _completed(self, fields: dict[str, str], cleared: int) -> None:
         self.announce_completion(summary_of(fields), cleared)
 
+    async def _room_for_events(self) -> None:
+        """Before a batch of releases: wait for room in the event queue when the sink applies
+        backpressure (``HookEvents.room_for_background``), so a burst's expiry events never
+        overflow it; the queue holds at most one batch more."""
+        room = getattr(self._events, "room_for_background", None)
+        if room is not None and self._on_expired is not None:
+            await room()
+
     async def _expire_all(
         self, now: float, token: str, *, mark_cleanup: bool = False
     ) -> tuple[int, int]:
@@ -518,6 +526,7 @@ class RedisStore(EventEmitter):
         expired = dropped = 0
         mark = 1 if mark_cleanup else 0
         while True:
+            await self._room_for_events()
             reply = await self._call(self._expire, [*self._args.header(now, self._batch), mark])
             mark = 0
             expired += (len(reply) - 3) // 6
