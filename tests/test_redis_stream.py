@@ -586,6 +586,17 @@ async def test_a_lost_group_is_created_again(stores, clock, raw, redis_prefix):
     assert sink.ids == ["2026-11-30"]
     assert await pending(raw, redis_prefix) == 0
 
+    # delivered, but Redis loses the Stream before the acknowledgement: nothing to acknowledge
+    sink.hold = True
+    await store.track_sent("wamid.B")
+    clock.set(MONDAY + 2 * DAY + 2 * HOUR)
+    await store.cleanup()
+    assert sink.ids == ["2026-11-30", "2026-12-01"]
+    await raw.delete(events_key(redis_prefix))
+    sink.callbacks.pop("2026-12-01")()
+    assert await store.deliver_events() == 0
+    assert store.stream._acks == []
+
 
 def test_the_stream_settings_are_validated():
     with pytest.raises(ValueError):

@@ -12,9 +12,11 @@ Lifecycle events (``session_completed``, ``cleanup_completed``) are never refuse
 call that returns a coroutine is bounded by ``hook_timeout`` (cancelled, logged and counted in
 ``hook_errors`` past it), so a hung hook delays the queue by at most that much per event.
 ``stop()`` waits ``shutdown_timeout`` for the queue to drain; what is still queued then is
-logged and counted in :attr:`HookEvents.lost` (``wa_sessions_events_lost_total``). Delivery is
-at least once per process lifetime; each event carries an ``event_id`` so a hook can be
-idempotent.
+logged and counted in :attr:`HookEvents.lost` (``wa_sessions_events_lost_total``), except
+events with an ``on_delivered`` callback (the Redis store's ``session_completed``): their source
+keeps them until that callback runs, after the hooks, so they are delivered again instead.
+Delivery is at least once per process lifetime (across processes for those); each event carries
+an ``event_id`` so a hook can be idempotent.
 """
 
 from __future__ import annotations

@@ -194,23 +194,26 @@ local function id_after(a, b)
   return am > bm or (am == bm and tonumber(as) > tonumber(bs))
 end
 
+-- The group's last-delivered id; the group (and the Stream) created when missing.
 local function last_delivered()
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', EVENTS)) do
-    local fields = {}
-    for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
-    if fields['name'] == GROUP then return fields['last-delivered-id'] end
+  if redis.call('EXISTS', EVENTS) == 1 then
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', EVENTS)) do
+      local fields = {}
+      for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
+      if fields['name'] == GROUP then return fields['last-delivered-id'] end
+    end
   end
+  redis.call('XGROUP', 'CREATE', EVENTS, GROUP, '0', 'MKSTREAM')
   return '0-0'
 end
 
 -- XADD the summary; returns how many unacknowledged entries the cap trimmed to make room.
 local function publish(summary, cleared, maxlen)
-  redis.pcall('XGROUP', 'CREATE', EVENTS, GROUP, '0', 'MKSTREAM')
+  local last = last_delivered()
   local lost = 0
   local n = redis.call('XLEN', EVENTS) - maxlen + 1
   if n > 0 then
     local old = redis.call('XRANGE', EVENTS, '-', '+', 'COUNT', n)
-    local last = last_delivered()
     for _, entry in ipairs(old) do
       if id_after(entry[1], last) then lost = lost + 1 end
     end
@@ -291,9 +294,11 @@ res.history = redis.call('LRANGE', HISTORY, 0, -1)
 res.tombstones = redis.call('ZCARD', TOMBS)
 res.format = redis.call('GET', KEYS[7])
 res.events = redis.call('XLEN', KEYS[8])
-local pending = redis.pcall('XPENDING', KEYS[8], @GROUP@)
 res.events_pending = 0
-if type(pending) == 'table' and not pending.err then res.events_pending = pending[1] end
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  local pending = redis.pcall('XPENDING', KEYS[8], @GROUP@)
+  if type(pending) == 'table' and not pending.err then res.events_pending = pending[1] end
+end
 return cjson.encode(res)
 """)
 

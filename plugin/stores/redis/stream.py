@@ -247,7 +247,11 @@ class CompletionStream:
             ids, self._acks = self._acks[:ACK_BATCH], self._acks[ACK_BATCH:]
             try:
                 with unavailable(self._url):
-                    await self.client.xack(self.key, EVENT_GROUP, *ids)
+                    try:
+                        await self.client.xack(self.key, EVENT_GROUP, *ids)
+                    except ResponseError as exc:  # NOGROUP: Redis lost the Stream, nothing
+                        if not str(exc).startswith("NOGROUP"):  # is left to acknowledge
+                            raise
             except BaseException:
                 self._acks[:0] = ids
                 raise
@@ -294,13 +298,6 @@ class CompletionStream:
         (what is still pending is claimed by another replica after ``claim_idle``)."""
         try:
             await self.ack()
-            if self._joined:
-                with unavailable(self._url):
-                    mine = await self.client.xpending_range(
-                        self.key, EVENT_GROUP, "-", "+", 1, consumername=self.consumer
-                    )
-                    if not mine:
-                        await self.client.xgroup_delconsumer(self.key, EVENT_GROUP, self.consumer)
         except StoreUnavailable as exc:
             log.warning(
                 "could not acknowledge %d delivered completed-session event(s): %s (they are "
@@ -308,3 +305,15 @@ class CompletionStream:
                 len(self._acks),
                 exc,
             )
+            return
+        if not self._joined:
+            return
+        try:  # best effort: a consumer left behind is pruned later
+            with unavailable(self._url):
+                mine = await self.client.xpending_range(
+                    self.key, EVENT_GROUP, "-", "+", 1, consumername=self.consumer
+                )
+                if not mine:
+                    await self.client.xgroup_delconsumer(self.key, EVENT_GROUP, self.consumer)
+        except StoreUnavailable as exc:
+            log.debug("consumer %s left in %s: %s", self.consumer, self.key, exc)
