@@ -58,8 +58,10 @@ class Events:
     def message_expired(self, expired: MessageExpired) -> None:
         self.expired.append(expired)
 
-    def session_completed(self, summary: SessionSummary) -> None:
+    def session_completed(self, summary: SessionSummary, *, on_delivered=None) -> None:
         self.completed.append(summary)
+        if on_delivered is not None:  # the Redis store's Stream: acknowledged once recorded
+            on_delivered()
 
     def cleanup_completed(self, report: CleanupReport) -> None:
         self.cleanups.append(report)

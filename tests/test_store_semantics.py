@@ -426,6 +426,9 @@ async def test_the_views_have_the_keys_of_the_design(make_store, clock):
         "redis_prefix",
         "redis_memory_bound_bytes",
         "lost_records",
+        "event_stream_length",
+        "events_pending",
+        "events_lost",
     }
     assert debug["tracked_messages"] == 1 and debug["active_sessions"] == ["2026-11-30"]
     assert debug["ack_tracking_window"] == 24 * 3600 * 1000

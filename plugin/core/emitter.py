@@ -17,13 +17,20 @@ log = logging.getLogger("plugin.core.manager")
 
 class EventSink(Protocol):
     """Where the manager sends its events. The hook system implements it; the manager never
-    imports pluggy."""
+    imports pluggy.
+
+    ``session_completed`` may get ``on_delivered``: a callback to call once every hook has
+    run for that event (the Redis store acknowledges the event in its Stream only then, so an
+    event a crash interrupted is delivered again). A sink that drops the event must not call it.
+    """
 
     def status_changed(self, change: StatusChange) -> None: ...
 
     def message_expired(self, expired: MessageExpired) -> None: ...
 
-    def session_completed(self, summary: SessionSummary) -> None: ...
+    def session_completed(
+        self, summary: SessionSummary, *, on_delivered: Callable[[], None] | None = None
+    ) -> None: ...
 
     def cleanup_completed(self, report: CleanupReport) -> None: ...
 
@@ -50,12 +57,24 @@ class EventEmitter:
     def record_hook_error(self) -> None:
         self.hook_errors += 1
 
-    def announce_completion(self, summary: SessionSummary, cleared: int) -> None:
-        """A session completed: the seed's log lines, then ``session_completed``."""
+    def announce_completion(
+        self,
+        summary: SessionSummary,
+        cleared: int,
+        *,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        """A session completed: the seed's log lines, then ``session_completed``.
+        ``on_delivered`` is called once the hooks ran (at once when no sink listens)."""
         log.info("MessageSession cleaned up (cleared_messages=%d)", cleared)
         log.info("Session completed and moved to history (date=%s)", summary.session_id)
-        if self._events is not None:
+        if self._events is None:
+            if on_delivered is not None:
+                on_delivered()
+        elif on_delivered is None:
             self._events.session_completed(summary)
+        else:
+            self._events.session_completed(summary, on_delivered=on_delivered)
 
     def announce_cleanup(self, report: CleanupReport) -> CleanupReport:
         """A cleanup ran: the seed's log line, then ``cleanup_completed``; returns ``report``."""

@@ -12,9 +12,11 @@ Lifecycle events (``session_completed``, ``cleanup_completed``) are never refuse
 call that returns a coroutine is bounded by ``hook_timeout`` (cancelled, logged and counted in
 ``hook_errors`` past it), so a hung hook delays the queue by at most that much per event.
 ``stop()`` waits ``shutdown_timeout`` for the queue to drain; what is still queued then is
-logged and counted in :attr:`HookEvents.lost` (``wa_sessions_events_lost_total``). Delivery is
-at least once per process lifetime; each event carries an ``event_id`` so a hook can be
-idempotent.
+logged and counted in :attr:`HookEvents.lost` (``wa_sessions_events_lost_total``), except
+events with an ``on_delivered`` callback (the Redis store's ``session_completed``): their source
+keeps them until that callback runs, after the hooks, so they are delivered again instead.
+Delivery is at least once per process lifetime (across processes for those); each event carries
+an ``event_id`` so a hook can be idempotent.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pluggy
 
 from plugin.core.durations import format_duration
 from plugin.core.model import CleanupReport, MessageExpired, SessionSummary, StatusChange
+from plugin.hooks.delivery import notify_delivered, notify_when_finished
 
 if TYPE_CHECKING:
     from plugin.stores.base import Store
@@ -116,13 +119,15 @@ class HookEvents:
         self.delivered = 0  # events dispatched by the background task
         self.peak = 0  # most events ever waiting at once
         self.waits = 0  # times a producer waited for room
-        self._queue: deque[tuple[str, Any]] = deque()
+        # (hook name, payload, on_delivered: called once the hooks ran, or None)
+        self._queue: deque[tuple[str, Any, Callable[[], None] | None]] = deque()
         self._wakeup: asyncio.Event | None = None  # set when the queue gets an event
         self._drained: asyncio.Event | None = None  # set when the queue is empty and idle
         self._room: asyncio.Event | None = None  # set while fewer than max_queue wait
         self._low: asyncio.Event | None = None  # set while fewer than half of max_queue wait
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
+        self._in_flight_kept = False  # the event in flight stays pending at its source
         self._background: set[asyncio.Task[None]] = set()  # coroutines run without the task
         # hook name -> (plugin-manager generation, [(implementation, takes the payload)])
         self._listeners: dict[str, tuple[int, list[tuple[pluggy.HookImpl, bool]]]] = {}
@@ -135,8 +140,13 @@ class HookEvents:
     def message_expired(self, expired: MessageExpired) -> None:
         self._emit("whatsapp_message_expired", expired)
 
-    def session_completed(self, summary: SessionSummary) -> None:
-        self._emit("whatsapp_session_completed", summary)
+    def session_completed(
+        self, summary: SessionSummary, *, on_delivered: Callable[[], None] | None = None
+    ) -> None:
+        """Queue (or dispatch) ``session_completed``; ``on_delivered()`` once every hook ran
+        for it, including coroutine hooks run in the background (never for an event dropped
+        at shutdown: the Redis store then leaves it pending in its Stream)."""
+        self._emit("whatsapp_session_completed", summary, on_delivered)
 
     def cleanup_completed(self, report: CleanupReport) -> None:
         self._emit("whatsapp_cleanup_completed", report)
@@ -195,12 +205,12 @@ class HookEvents:
         if self.manager is not None:
             self.manager.record_hook_error()
 
-    def _emit(self, name: str, payload: Any) -> None:
+    def _emit(self, name: str, payload: Any, done: Callable[[], None] | None = None) -> None:
         if self._task is None:
-            self._dispatch_now(name, payload)
+            self._dispatch_now(name, payload, done)
             return
         queue = self._queue
-        queue.append((name, payload))
+        queue.append((name, payload, done))
         waiting = len(queue)
         if waiting > self.peak:
             self.peak = waiting
@@ -240,28 +250,38 @@ class HookEvents:
                 _report(name, impl)
             self._on_error()
 
-    def _dispatch_now(self, name: str, payload: Any) -> None:
+    def _dispatch_now(
+        self, name: str, payload: Any, done: Callable[[], None] | None = None
+    ) -> None:
+        running: list[asyncio.Task[None]] = []
         for impl, takes_payload in self._implementations(name):
             try:
                 result = impl.function(payload) if takes_payload else impl.function()
                 if result is not None and inspect.isawaitable(result):
-                    self._run_coroutine(name, impl, result)
+                    task = self._run_coroutine(name, impl, result)
+                    if task is not None:
+                        running.append(task)
             except Exception:
                 _report(name, impl)
                 self._on_error()
+        if done is not None:
+            notify_when_finished(running, done)
 
-    def _run_coroutine(self, name: str, impl: pluggy.HookImpl, awaitable: Any) -> None:
+    def _run_coroutine(
+        self, name: str, impl: pluggy.HookImpl, awaitable: Any
+    ) -> asyncio.Task[None] | None:
         bounded = self._guarded(name, impl, awaitable)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             asyncio.run(bounded)
-            return
+            return None
         # Inside a loop but without the dispatcher task: run it in the background, kept (so it
         # is neither collected mid-flight nor forgotten at flush()), still isolated and counted.
         task = loop.create_task(bounded)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def _guarded(
         self, name: str, impl: pluggy.HookImpl, awaitable: Any
@@ -301,16 +321,18 @@ class HookEvents:
             await self._wakeup.wait()
             self._wakeup.clear()
             while queue:
-                name, payload = queue.popleft()
+                name, payload, done = queue.popleft()
                 waiting = len(queue)
                 if waiting < self.max_queue and not room.is_set():
                     room.set()  # wakes the producers waiting in room()
                 if waiting < half and not low.is_set():
                     low.set()  # and those in room_for_background()
-                self._in_flight = True
+                self._in_flight, self._in_flight_kept = True, done is not None
                 await self._dispatch(name, payload)
                 self._in_flight = False
                 self.delivered += 1
+                if done is not None:
+                    notify_delivered(done)
             self._drained.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -336,7 +358,11 @@ class HookEvents:
         then are lost: logged and counted in :attr:`lost`."""
         timeout = self.shutdown_timeout if timeout is None else timeout
         await self.flush(timeout)
-        lost = len(self._queue) + int(self._in_flight) + len(self._background)
+        # Queued events with an on_delivered callback stay pending at their source (the Redis
+        # Stream), which delivers them again: they are not lost.
+        kept = sum(1 for _, _, done in self._queue if done is not None)
+        kept += int(self._in_flight and self._in_flight_kept)
+        lost = len(self._queue) + int(self._in_flight) + len(self._background) - kept
         for task in list(self._background):
             task.cancel()
         if self._task is not None:
@@ -356,5 +382,11 @@ class HookEvents:
                 "none" if timeout is None else format_duration(timeout),
                 lost,
                 lost,
+            )
+        if kept:
+            log.warning(
+                "shutdown_timeout passed with %d session_completed event(s) from the Redis "
+                "Stream undelivered: they stay pending there and another replica claims them",
+                kept,
             )
         self._queue.clear()

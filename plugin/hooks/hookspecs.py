@@ -9,7 +9,8 @@ counted in ``hook_errors``). Implementations may accept any subset of the argume
 Delivery: at least once, never exactly once. No event is dropped while the process lives
 (producers wait for room in the event queue instead); a coroutine implementation is cancelled
 after ``hook_timeout`` and counted in ``hook_errors``; events still queued at shutdown past
-``shutdown_timeout`` are logged and counted (``wa_sessions_events_lost_total``). An event may be
+``shutdown_timeout`` are logged and counted (``wa_sessions_events_lost_total``), except a
+``session_completed`` of the Redis store, which stays pending in its Stream. An event may be
 delivered again (a restart from an older snapshot, a Redis replica taking over), so each payload
 carries ``event_id``: a deterministic digest of what the event is about, to make a hook
 idempotent.
@@ -73,7 +74,11 @@ def whatsapp_message_expired(expired: MessageExpired) -> Any:
 @hookspec
 def whatsapp_session_completed(summary: SessionSummary) -> Any:
     """A session completed; delivered at least once per session (never dropped while the
-    process lives), with the same ``summary.event_id`` each time.
+    process lives), with the same ``summary.event_id`` each time. With the Redis store it is
+    delivered from a Redis Stream that the completing script appends to, and acknowledged only
+    after the hooks ran: when a replica dies first, another one delivers it again (after
+    ``claim_idle``); only entries trimmed by ``event_stream_maxlen`` before that are lost, and
+    counted (``wa_sessions_events_lost_total``).
 
     :param summary: the session's funnel counters, receipt outcomes and error-code tallies;
         ``event_id`` digests the session id.

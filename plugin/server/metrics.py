@@ -141,8 +141,10 @@ def _fault_metrics(runtime: Runtime, stats: dict[str, Any]) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         f"{PREFIX}_events_lost",
-        "Hook events never delivered: still queued at shutdown past shutdown_timeout",
-        value=runtime.events.lost,
+        "Hook events never delivered: still queued at shutdown past shutdown_timeout (this "
+        "process), and Redis Stream entries trimmed by event_stream_maxlen before they were "
+        "acknowledged (fleet-wide)",
+        value=runtime.events.lost + stats.get("events_lost", 0),
     )
     yield GaugeMetricFamily(
         f"{PREFIX}_events_queued",

@@ -127,6 +127,8 @@ class Settings:
     event_queue_size: int = 10_000
     hook_timeout: float = 10.0
     shutdown_timeout: float = 10.0
+    #: Entries of the Redis Stream of completed sessions (Redis store), oldest trimmed first.
+    event_stream_maxlen: int = 100_000
 
     @classmethod
     def from_mapping(cls, obj: object, *, env: str | None = None) -> Settings:
@@ -217,6 +219,7 @@ class Settings:
             event_queue_size=self.event_queue_size,
             hook_timeout=format_duration(self.hook_timeout),
             shutdown_timeout=format_duration(self.shutdown_timeout),
+            event_stream_maxlen=self.event_stream_maxlen,
         )
         if redact:
             for dotted in SECRET_KEYS:

@@ -60,6 +60,7 @@ OTHER_KEYS = (
     "event_queue_size",
     "hook_timeout",
     "shutdown_timeout",
+    "event_stream_maxlen",
 )
 KNOWN_KEYS = frozenset({*MANAGER_KEYS, *SECTIONS, *OTHER_KEYS, "env"})
 #: Keys holding secrets: shown as "***", never logged or printed.

@@ -99,6 +99,7 @@ def validate(data: dict[str, Any], env: object, *, own: bool = False) -> dict[st
         event_queue_size=top.integer("event_queue_size", 10_000, 1, 10_000_000),
         hook_timeout=top.duration("hook_timeout", 10.0, 0.001, 3600.0),
         shutdown_timeout=top.duration("shutdown_timeout", 10.0, 0.0, 3600.0),
+        event_stream_maxlen=top.integer("event_stream_maxlen", 100_000, 1, 10_000_000),
     )
     if env == PRODUCTION:
         problems.extend(production_problems(result))

@@ -40,9 +40,9 @@ class Lease:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
 
-    async def acquire(self) -> str | None:
-        """A token when the lease was free (now ours), else None."""
-        token = secrets.token_hex(16)
+    async def acquire(self, token: str | None = None) -> str | None:
+        """``token`` (a new one by default) when the lease was free (now ours), else None."""
+        token = token or secrets.token_hex(16)
         taken = await self._acquire(keys=[self.key], args=[token, self.ttl_ms])
         return token if taken else None
 

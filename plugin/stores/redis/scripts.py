@@ -40,9 +40,11 @@ from plugin.stores.redis import lua
 
 __all__ = [
     "COMPLETE",
+    "EVENT_GROUP",
     "EXPIRE",
     "KEY_SUFFIXES",
     "LAYOUT_VERSION",
+    "PRUNE_CONSUMERS",
     "RECEIPT",
     "RECEIPT_FIELDS",
     "SCORE_SCALE",
@@ -54,7 +56,9 @@ __all__ = [
 #: 1: raw ids in tombstones (no format key); 2: tombstones are digests, ids carry no number.
 LAYOUT_VERSION = 2
 #: The fixed keys every script declares (``KEYS[i]`` = base + suffix), in this order.
-KEY_SUFFIXES = ("", ":meta", ":sessions", ":due", ":tombs", ":history", ":format")
+KEY_SUFFIXES = ("", ":meta", ":sessions", ":due", ":tombs", ":history", ":format", ":events")
+#: The consumer group that delivers the Stream of completed sessions (``{prefix}:events``).
+EVENT_GROUP = "wa-sessions"
 #: A send-order score: ``offset * SCORE_SCALE + seq`` (send order within a second).
 SCORE_SCALE = 1 << 32
 #: Fields per receipt in a RECEIPT batch (one argument, joined by the unit separator (0x1F)).
@@ -93,6 +97,7 @@ _CONSTANTS = {
     "@INV_LOG@": repr(INVERSE_LOG_RATIO),
     "@MAX_BUCKET@": str(MAX_BUCKET),
     "@OTHER_TAG@": str(OTHER_TAG),
+    "@GROUP@": f"'{EVENT_GROUP}'",
 }
 
 
@@ -176,20 +181,72 @@ return append({lost, released, dropped}, out)
 """
 )
 
-#: ARGV[5..]: session id, history limit. Releases up to BUDGET records of a due session; when
-#: none are left, moves its summary to history and deletes it, all in this one call.
+#: The Stream of completed sessions (``KEYS[8]``): the run that completes a session XADDs its
+#: summary. At ``maxlen`` entries the oldest go first, exactly; each of them the consumer group
+#: had not acknowledged (never read: after the group's last-delivered id; or read and still
+#: pending) is counted in META ``events_lost``. A group Redis lost (with its data, or deleted)
+#: is created again from the start of the Stream, so no entry is skipped.
+_PUBLISH = """
+local EVENTS, GROUP = KEYS[8], @GROUP@
+
+local function id_after(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, bm = tonumber(am), tonumber(bm)
+  return am > bm or (am == bm and tonumber(as) > tonumber(bs))
+end
+
+-- The group's last-delivered id; the group (and the Stream) created when missing.
+local function last_delivered()
+  if redis.call('EXISTS', EVENTS) == 1 then
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', EVENTS)) do
+      local fields = {}
+      for i = 1, #g, 2 do fields[g[i]] = g[i + 1] end
+      if fields['name'] == GROUP then return fields['last-delivered-id'] end
+    end
+  end
+  redis.call('XGROUP', 'CREATE', EVENTS, GROUP, '0', 'MKSTREAM')
+  return '0-0'
+end
+
+-- XADD the summary; returns how many unacknowledged entries the cap trimmed to make room.
+local function publish(summary, cleared, maxlen)
+  local last = last_delivered()
+  local lost = 0
+  local n = redis.call('XLEN', EVENTS) - maxlen + 1
+  if n > 0 then
+    local old = redis.call('XRANGE', EVENTS, '-', '+', 'COUNT', n)
+    for _, entry in ipairs(old) do
+      if id_after(entry[1], last) then lost = lost + 1 end
+    end
+    local first_id, last_id = old[1][1], old[#old][1]
+    lost = lost + #redis.call('XPENDING', EVENTS, GROUP, first_id, last_id, n)
+    redis.call('XTRIM', EVENTS, 'MAXLEN', maxlen - 1)
+    if lost > 0 then redis.call('HINCRBY', META, 'events_lost', lost) end
+  end
+  redis.call('XADD', EVENTS, '*', 'type', 'session_completed', 'summary', summary,
+             'cleared', cleared)
+  return lost
+end
+"""
+
+#: ARGV[5..]: session id, history limit, records already released by earlier batches of this
+#: completion, event_stream_maxlen. Releases up to BUDGET records of a due session; when none
+#: are left, moves its summary to history, XADDs it to the Stream of completed sessions and
+#: deletes the session, all in this one call.
 #: Reply: data lost, state ('more', 'done', 'gone', 'notdue'), released, history trimmed,
-#: summary JSON, then released records as in RECEIPT.
+#: summary JSON, Stream entries trimmed unacknowledged, then released records as in RECEIPT.
 COMPLETE = _generate(
     "#!lua flags=allow-oom"
     + _PRELUDE
+    + _PUBLISH
     + """
 local sid, limit = ARGV[5], tonumber(ARGV[6])
 local sk = skey(sid)
 local out = {}
 local lost = marker()
 local ca = redis.call('HGET', sk, 'complete_at')
-if ca and tonumber(ca) > NOW then return {lost, 'notdue', 0, 0, ''} end
+if ca and tonumber(ca) > NOW then return {lost, 'notdue', 0, 0, '', 0} end
 local ids = redis.call('ZRANGE', okey(sid), 0, BUDGET - 1)
 for _, id in ipairs(ids) do
   local rec = redis.call('HMGET', mkey(id), 'st', 't', 'r')
@@ -199,11 +256,11 @@ for _, id in ipairs(ids) do
     forget(id, sid)
   end
 end
-if #ids >= BUDGET then return append({lost, 'more', #ids, 0, ''}, out) end
+if #ids >= BUDGET then return append({lost, 'more', #ids, 0, '', 0}, out) end
 redis.call('ZREM', SESSIONS, sid)
 redis.call('ZREM', DUE, sid)
 redis.call('DEL', okey(sid))
-if not ca then return append({lost, 'gone', #ids, 0, ''}, out) end
+if not ca then return append({lost, 'gone', #ids, 0, '', 0}, out) end
 local h = redis.call('HGETALL', sk)
 add_latency(h)
 local fields = {completed_at = NOW_S}
@@ -219,12 +276,13 @@ if limit > 0 then
   end
 end
 redis.call('DEL', sk)
-return append({lost, 'done', #ids, trimmed, summary}, out)
+local dropped = publish(summary, tonumber(ARGV[7]) + #ids, tonumber(ARGV[8]))
+return append({lost, 'done', #ids, trimmed, summary, dropped}, out)
 """
 )
 
 #: Everything the views show, read atomically: JSON.
-VIEWS = """#!lua flags=no-writes
+VIEWS = _generate("""#!lua flags=no-writes
 local B, META, SESSIONS, HISTORY, TOMBS = KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[5]
 local res = {sessions = {}}
 for _, sid in ipairs(redis.call('ZRANGE', SESSIONS, 0, -1)) do
@@ -237,5 +295,31 @@ res.meta = redis.call('HGETALL', META)
 res.history = redis.call('LRANGE', HISTORY, 0, -1)
 res.tombstones = redis.call('ZCARD', TOMBS)
 res.format = redis.call('GET', KEYS[7])
+res.events = redis.call('XLEN', KEYS[8])
+res.events_pending = 0
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  local pending = redis.pcall('XPENDING', KEYS[8], @GROUP@)
+  if type(pending) == 'table' and not pending.err then res.events_pending = pending[1] end
+end
 return cjson.encode(res)
-"""
+""")
+
+#: KEYS[1] = the Stream of completed sessions. Removes from the group the consumers (other than
+#: ARGV[2]) with nothing pending that have not read for ARGV[1] ms: each process start adds one
+#: (a name unique to the process), so the group stays bounded. Atomic: a consumer is removed
+#: only while nothing is pending for it. Reply: how many were removed.
+PRUNE_CONSUMERS = _generate("""#!lua flags=allow-oom
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], @GROUP@)
+if type(consumers) ~= 'table' or consumers.err then return 0 end
+local removed = 0
+for _, c in ipairs(consumers) do
+  local fields = {}
+  for i = 1, #c, 2 do fields[c[i]] = c[i + 1] end
+  if fields['name'] ~= ARGV[2] and tonumber(fields['pending']) == 0
+     and tonumber(fields['idle']) >= tonumber(ARGV[1]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], @GROUP@, fields['name'])
+    removed = removed + 1
+  end
+end
+return removed
+""")

@@ -26,9 +26,13 @@ and how each structure is bounded:
   after one window, at most ``max_tracked_messages`` (oldest first), the key itself expiring
   two windows after the last release.
 * ``B:history`` list of summary JSON, newest first, ``LTRIM``-ed to ``max_history_size``.
+* ``B:events`` Stream of completed sessions, read by the consumer group ``wa-sessions``
+  (:mod:`plugin.stores.redis.stream`): at most ``event_stream_maxlen`` entries, the oldest
+  trimmed first (those not yet acknowledged are counted in ``B:meta`` ``events_lost``).
 * ``B:meta`` hash: record count, receipt outcomes since start, peaks, eviction total, last
-  cleanup. The key of recipient hashes is never stored in Redis: it is ``redaction_key``
-  (required in production), or a random key of each process in development.
+  cleanup, Stream entries lost to the cap. The key of recipient hashes is never stored in
+  Redis: it is ``redaction_key`` (required in production), or a random key of each process in
+  development.
   ``B:lease``: the cleanup lease. ``B:format``: the layout version, also the data-loss marker
   (:mod:`plugin.stores.redis.layout`).
 
@@ -36,8 +40,10 @@ Expiry runs in three places: a few records per script (lazily, so counts advance
 timer), in batches by ``cleanup()``, and by the TTLs as a safety net (an index entry whose record
 Redis dropped first is counted as ``lost_records`` in the debug view). Session completion and
 cleanup run under a lease (``SET NX PX`` + a token checked on release), so one replica at a time
-completes a session and ``session completed`` fires once across the fleet; the last step of a
-completion is itself atomic, so even a lease that expired mid-way cannot complete a session twice.
+completes a session; the last step of a completion is itself atomic (summary to history and
+to the Stream of completed sessions), so even a lease that expired mid-way cannot complete a
+session twice. ``session completed`` is then delivered from the Stream through a consumer group:
+at least once across the fleet, even when a replica dies before its hooks ran.
 
 Size: over 400 lines because this class is the flow of one store, read top to bottom:
 connection, script calls and their replies, the public API, then the lease, completion and
@@ -50,10 +56,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -68,6 +75,7 @@ from plugin.core.model import (
     MessageExpired,
     Outcome,
     Receipt,
+    SessionSummary,
     Status,
     StatusChange,
 )
@@ -80,12 +88,12 @@ from plugin.stores.redis.connection import open_client, redact_url, unavailable
 from plugin.stores.redis.idempotency import RedisSendLedger
 from plugin.stores.redis.layout import check_layout
 from plugin.stores.redis.lease import Lease
+from plugin.stores.redis.stream import CompletionStream
 from plugin.stores.redis.views import (
     PROCESS_BOUND_BYTES,
     all_stats,
     debug_info,
     parse_views,
-    summary_of,
 )
 
 __all__ = ["RedisStore"]
@@ -107,6 +115,10 @@ class RedisStore(EventEmitter):
     ``RedisStore(url, prefix, **options, clock=time.time)``; ``await store.connect()`` before use
     and ``await store.close()`` after. ``timeout`` bounds every Redis command (and the wait for
     a pooled connection): past it the call raises ``StoreUnavailable``.
+
+    ``event_stream_maxlen`` caps the Stream of completed sessions; ``claim_idle`` is how long
+    (seconds) a completed session read by a replica may stay unacknowledged before another
+    replica claims it and delivers it again (a replica that died before its hooks ran).
     """
 
     def __init__(
@@ -123,6 +135,8 @@ class RedisStore(EventEmitter):
         max_connections: int = 64,
         timeout: float = 10.0,
         batching: bool = True,
+        event_stream_maxlen: int = 100_000,
+        claim_idle: float = 60.0,
         **settings: Any,
     ) -> None:
         if options is not None and settings:
@@ -148,9 +162,18 @@ class RedisStore(EventEmitter):
         self._due_retry = -math.inf
         self._wake: asyncio.Event | None = None  # set while the upkeep task runs
         self._lease_lock = asyncio.Lock()  # this process's users of the lease take turns
+        self._lease_token = secrets.token_hex(16)  # this store's token for the lease
         self._send_ledger: RedisSendLedger | None = None
         # Concurrent apply_receipts calls share script calls (plugin.stores.redis.batcher).
         self.batcher = ReceiptBatcher(self._apply_now, batch_size) if batching else None
+        if event_stream_maxlen < 1 or claim_idle <= 0:
+            raise ValueError("event_stream_maxlen must be at least 1 and claim_idle positive")
+        self.event_stream_maxlen = event_stream_maxlen
+        self.claim_idle = claim_idle
+        #: This store's name in the consumer group: unique per process and store.
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._stream: CompletionStream | None = None
+        self._consuming: asyncio.Task[Any] | None = None  # the background delivery, running
         #: How many times a script found the layout marker gone: Redis lost its data.
         self.data_lost = 0
         EventEmitter.__init__(self)
@@ -159,10 +182,12 @@ class RedisStore(EventEmitter):
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> RedisStore:
-        """Build from a loaded ``Settings`` (its options, ``redis_url`` and ``redis_prefix``)."""
+        """Build from a loaded ``Settings`` (its options, ``redis_url``, ``redis_prefix`` and
+        ``event_stream_maxlen``)."""
         options = getattr(settings, "manager", None)
         if not isinstance(options, ManagerOptions):
             raise TypeError(f"cannot build a Redis store from {type(settings).__name__}")
+        kwargs.setdefault("event_stream_maxlen", getattr(settings, "event_stream_maxlen", 100_000))
         return cls(settings.redis_url, settings.redis_prefix, options=options, **kwargs)
 
     # -- connection -----------------------------------------------------------------------------
@@ -187,11 +212,22 @@ class RedisStore(EventEmitter):
                 # one at ``{prefix}:redaction-key`` when redaction_key was not set: removed).
                 await client.delete(self._base + ":redaction-key")
                 await check_layout(client, self._base, self._args.stored_id)
+            stream = CompletionStream(
+                client,
+                self._base + ":events",
+                consumer=self.consumer,
+                claim_idle=self.claim_idle,
+                announce=self._announce_completed,
+                url=self.url,
+                timeout=self.timeout,
+            )
+            await stream.create_group()
         except BaseException:
             await client.aclose()
             await client.connection_pool.disconnect()
             raise
         self._redis = client
+        self._stream = stream
         self._track = client.register_script(redis_scripts.TRACK)
         self._receipt = client.register_script(redis_scripts.RECEIPT)
         self._expire = client.register_script(redis_scripts.EXPIRE)
@@ -205,16 +241,22 @@ class RedisStore(EventEmitter):
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
         """In a server: the upkeep task (:meth:`_upkeep`), which keeps the lease, session
-        completion and expiry off the request path."""
-        return [self._upkeep()]
+        completion and expiry off the request path, and the delivery of completed sessions
+        from the Stream (both run until cancelled)."""
+        return [self._upkeep(), self._consume()]
 
     async def _upkeep(self) -> None:
         """Complete the sessions due and release what expired with them, under the lease, as
         soon as they are due; receipts and sends only wake this task (the scripts already
         treat a due session as completed, so their answers stay exact meanwhile)."""
         wake = self._wake = asyncio.Event()
+        task = asyncio.current_task()
         try:
             while True:
+                # redis-py can swallow a cancellation that arrives with a reply (see
+                # plugin.stores.redis.stream): honour it here, so stopping never hangs
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
                 now = self._clock()
                 if now >= self._due and now >= self._due_retry:
                     try:
@@ -240,6 +282,31 @@ class RedisStore(EventEmitter):
         else:
             await self._run_due(now)
 
+    async def _consume(self) -> None:
+        self._consuming = asyncio.current_task()
+        try:
+            await self.stream.run()
+        finally:
+            self._consuming = None
+
+    @property
+    def stream(self) -> CompletionStream:
+        """The Stream of completed sessions, as this store consumes it."""
+        if self._stream is None:
+            raise RuntimeError("RedisStore is not connected: await store.connect() first")
+        return self._stream
+
+    async def deliver_events(self) -> int:
+        """One delivery step from the Stream of completed sessions without waiting: acknowledge
+        what the hooks finished, deliver our own pending entries and those a stopped replica
+        left for over ``claim_idle``, then new ones. Returns how many were announced."""
+        return await self.stream.step()
+
+    def _announce_completed(
+        self, summary: SessionSummary, cleared: int, on_delivered: Callable[[], None]
+    ) -> None:
+        self.announce_completion(summary, cleared, on_delivered=on_delivered)
+
     async def ready(self) -> bool:
         """True when Redis answers a PING."""
         if self._redis is None:
@@ -256,6 +323,17 @@ class RedisStore(EventEmitter):
         return PROCESS_BOUND_BYTES
 
     async def close(self) -> None:
+        """Stop the background delivery, acknowledge what the hooks finished (bounded by
+        ``timeout``), then release the connections."""
+        task = self._consuming
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait({task}, timeout=self.timeout)
+        if self._stream is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await self._stream.close()
+            self._stream = None
         if self._redis is not None:
             await self._redis.aclose()
             await self._redis.connection_pool.disconnect()
@@ -428,16 +506,29 @@ class RedisStore(EventEmitter):
 
     async def _acquire_lease(self) -> str | None:
         """The cleanup lease, or None when another replica holds it. Within this process the
-        lease's users take turns (a view waits for the upkeep task's run, then settles)."""
-        await self._lease_lock.acquire()
+        lease's users take turns (a view waits for the upkeep task's run, then settles), each
+        waiting at most ``timeout``, as for a Redis command: past it StoreUnavailable."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._lease_lock.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"Redis at {redact_url(self.url)} timed out: the cleanup lease is still busy "
+                f"after {self.timeout:g}s",
+                retry_after=2,
+            ) from None
         try:
             with self._unavailable():
-                token = await self.lease.acquire()
+                # this store's own token: a lease whose acquisition or release was interrupted
+                # (a cancelled task, a lost reply) is still ours, and renewing takes it back
+                token = self._lease_token
+                held = await self.lease.renew(token) or await self.lease.acquire(token)
         except BaseException:
             self._lease_lock.release()
             raise
-        if token is None:
+        if not held:
             self._lease_lock.release()
+            return None
         return token
 
     async def _renew_lease(self, token: str) -> bool:
@@ -489,26 +580,45 @@ class RedisStore(EventEmitter):
         for session_id in due:
             cleared = 0
             while True:
+                await self._room_for_events()
                 args = [*self._args.header(now, self._batch), session_id, opts.history_limit]
+                args += [cleared, self.event_stream_maxlen]
                 reply = await self._call(self._complete, args)
-                state, released, trim, summary_json = reply[1:5]
+                state, released, trim, _summary, lost = reply[1:6]
                 cleared += int(released)
-                expired += (len(reply) - 5) // 6
-                self._announce_released(reply[5:])
+                expired += (len(reply) - 6) // 6
+                self._announce_released(reply[6:])
                 if state != "more" or not await self._renew_lease(token):
                     break
             if state == "done":
                 trimmed += int(trim)
                 completed.append(str(session_id))
-                self._completed(json.loads(summary_json), cleared)
+                self._stream_trimmed(int(lost))
         with self._unavailable():
             first = await self.redis.zrange(self._base + ":due", 0, 0, withscores=True)
         self._due = float(first[0][1]) if first else math.inf
         self._due_retry = -math.inf
+        # every time, not only when this call completed one: an entry whose completion was
+        # interrupted before its delivery (a cancelled task, a lost reply) is delivered now
+        await self._deliver_completed()
         return completed, trimmed, expired
 
-    def _completed(self, fields: dict[str, str], cleared: int) -> None:
-        self.announce_completion(summary_of(fields), cleared)
+    def _stream_trimmed(self, lost: int) -> None:
+        if lost:
+            log.warning(
+                "event_stream_maxlen (%d) reached: %d completed-session event(s) trimmed from "
+                "the Stream before they were delivered (counted in events_lost)",
+                self.event_stream_maxlen,
+                lost,
+            )
+
+    async def _deliver_completed(self) -> None:
+        """Deliver what was just completed (in process, nothing else would); while Redis is
+        away the entries stay in the Stream for a later step."""
+        try:
+            await self.stream.step(own=True)
+        except StoreUnavailable as exc:
+            log.warning("completed sessions stay in the Stream, delivered later: %s", exc)
 
     async def _room_for_events(self) -> None:
         """Before a batch of releases: wait for room in the event queue when the sink applies
@@ -552,6 +662,7 @@ class RedisStore(EventEmitter):
             hook_errors=self.hook_errors,
             max_sessions=self.max_active_sessions(),
             prefix=self.prefix,
+            stream_maxlen=self.event_stream_maxlen,
         )
 
     def max_active_sessions(self) -> int:

@@ -53,6 +53,8 @@ def parse_views(raw: str) -> dict[str, Any]:
         "history": [json.loads(item) for item in reversed(_list(data.get("history")))],
         "tombstones": int(data.get("tombstones", 0)),
         "format": int(data["format"]) if data.get("format") else None,
+        "events": int(data.get("events", 0)),
+        "events_pending": int(data.get("events_pending", 0)),
     }
 
 
@@ -156,6 +158,7 @@ def debug_info(
     hook_errors: int,
     max_sessions: int,
     prefix: str,
+    stream_maxlen: int = 0,
 ) -> dict[str, Any]:
     """``get_debug_info()`` of parsed views: the manager's keys, then the Redis-side ones."""
     meta = data["meta"]
@@ -187,9 +190,14 @@ def debug_info(
             "store": "redis",
             "redis_prefix": prefix,
             "redis_memory_bound_bytes": redis_memory_bound_bytes(
-                opts, max_sessions, len(prefix) + 2
+                opts, max_sessions, len(prefix) + 2, stream_maxlen
             ),
             "lost_records": int(meta.get("lost", 0)),
+            # The Stream of completed sessions: its length, entries read but not yet
+            # acknowledged, and entries trimmed by event_stream_maxlen before that (fleet-wide).
+            "event_stream_length": data["events"],
+            "events_pending": data["events_pending"],
+            "events_lost": int(meta.get("events_lost", 0)),
         }
     }
 
@@ -202,10 +210,14 @@ _ZSET_MEMBER = 96  # skiplist node + dict entry, besides the member string
 _TOMB_BYTES = 16  # a tombstone's digest
 _SESSION_BYTES = 4096 + MAX_ERROR_CODES * (MAX_ERROR_CODE_LENGTH + 32)
 _SUMMARY_BYTES = 2048 + MAX_ERROR_CODES * (MAX_ERROR_CODE_LENGTH + 32)
+_STREAM_ENTRY = 160  # id, field names, the released count, a pending-list entry
 
 
-def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_length: int) -> int:
-    """An estimate of the most memory the store's keys can take in Redis at the caps."""
+def redis_memory_bound_bytes(
+    options: ManagerOptions, max_sessions: int, base_length: int, stream_maxlen: int = 0
+) -> int:
+    """An estimate of the most memory the store's keys can take in Redis at the caps
+    (``stream_maxlen``: event_stream_maxlen, each entry a summary)."""
     cap = options.max_tracked_messages
     id_bytes = MAX_MESSAGE_ID_LENGTH + 16
     record = _KEY_OVERHEAD + base_length + 3 + id_bytes + _RECORD_FIELDS + 32
@@ -216,5 +228,7 @@ def redis_memory_bound_bytes(options: ManagerOptions, max_sessions: int, base_le
     tags = (options.max_tags_per_session + 1) * (2 * (4 * MAX_TAG_LENGTH + 32) + 8 * 48)
     latency = 2 * (MAX_BUCKET + 1) * 48
     sessions = (max_sessions + 1) * (_SESSION_BYTES + tags + latency)
-    history = options.history_limit * (_SUMMARY_BYTES + tags + latency)
-    return cap * (record + index) + tombstones + sessions + history
+    summary = _SUMMARY_BYTES + tags + latency
+    history = options.history_limit * summary
+    stream = stream_maxlen * (summary + _STREAM_ENTRY)
+    return cap * (record + index) + tombstones + sessions + history + stream
