@@ -367,3 +367,123 @@ def test_switching_redaction_on_hashes_the_saved_numbers_and_off_keeps_hashes():
     assert {mid: r for mid, *_, r in back.records()} == recipients
     tags = back.get_all_stats()["sessions"][0]["tags"]
     assert tags["reminder"]["sent"] == 1  # the record's tag bits survive the conversions
+
+
+# -- issue 10: a consistent snapshot while the state changes between its slices ---------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import plugin.stores.snapshot as snapshot_module  # noqa: E402
+from plugin.core.state import _strings  # noqa: E402
+
+
+def churning_manager(clock: Clock) -> MessageSessionManager:
+    """Yesterday's session and today's, with tombstones, history and a capped size."""
+    clock.set(at("2026-11-28T08:00"))
+    manager = MessageSessionManager(
+        clock=clock, redaction_key=KEY, max_tracked_messages=3_000, max_history_size=3
+    )
+    manager.track_sent("wamid.old", "16505550000")
+    clock.set(at("2026-11-29T20:00"))
+    for n in range(1_000):
+        manager.track_sent(f"wamid.y{n:05d}", "16505551234", clock() - 3600 + n)
+    clock.set(at("2026-11-30T08:00"))
+    for n in range(1_500):
+        manager.track_sent(f"wamid.t{n:05d}", "16505551234", clock() - 3600 + n, tag="reminder")
+    for n in range(0, 1_500, 3):
+        manager.apply_receipt(Receipt(f"wamid.t{n:05d}", Status.DELIVERED, clock()))
+    assert manager.history and manager.tombstone_count  # the 28th completed, its record gone
+    return manager
+
+
+async def churn(
+    manager: MessageSessionManager, clock: Clock, copied: asyncio.Event, saving: asyncio.Task
+) -> int:
+    """Between the snapshot's slices: receipts, sends (in and out of send order), expiries,
+    evictions and a released id sent again. Returns how many steps ran while it was saving."""
+    await copied.wait()
+    steps = 0
+    for step in range(200):
+        n = step * 7 % 1_500
+        manager.apply_receipt(Receipt(f"wamid.t{n:05d}", Status.READ, clock()))
+        manager.apply_receipt(Receipt(f"wamid.y{n % 1_000:05d}", Status.FAILED, clock()))
+        manager.track_sent(f"wamid.new{step:04d}", "16505559999")
+        manager.track_sent(f"wamid.back{step:04d}", None, clock() - 7_000)  # placed mid-order
+        if step == 50:
+            clock.set(at("2026-11-30T21:00"))  # yesterday's first sends pass their window
+            manager.cleanup()
+        if step == 60:
+            manager.track_sent("wamid.y00000", "16505551234")  # released, then sent again
+        steps += not saving.done()
+        await asyncio.sleep(0)
+    return steps
+
+
+async def test_a_snapshot_is_the_state_at_its_copy_while_the_state_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(encode_state, "__defaults__", (50,))  # many slices, many changes
+    clock = Clock(at("2026-11-30T08:00"))
+    manager = churning_manager(clock)
+    expected = json.loads(json.dumps(export_state(manager, {"n": 1})))
+    copied = asyncio.Event()
+
+    def copy_then_signal(*args: object) -> object:
+        copy = copy_state(*args)  # type: ignore[arg-type]
+        copied.set()
+        return copy
+
+    monkeypatch.setattr(snapshot_module, "copy_state", copy_then_signal)
+    path = tmp_path / "state.json"
+    saving = asyncio.create_task(save_snapshot_async(manager, path, {"n": 1}))
+    steps = await churn(manager, clock, copied, saving)
+    async with asyncio.timeout(30):
+        await saving
+    assert steps > 60  # past the expiry and the id sent again, all between slices
+    assert manager.get_all_stats()["summary"]["expired"] > 0  # the churn did move the state
+    assert json.loads(path.read_bytes()) == expected
+    again, extra = load_snapshot(path, clock=clock, redaction_key=KEY)
+    reference = restore(expected, clock=clock, redaction_key=KEY)
+    assert extra == {"n": 1}
+    assert again.get_all_stats() == reference.get_all_stats()
+    assert list(again.records()) == list(reference.records())
+
+
+def test_released_and_repeated_ids_in_the_send_order_are_written_once():
+    clock = Clock(at("2026-11-30T08:00"))
+    manager = churning_manager(clock)
+    session = manager.sessions[-1]
+    session.order.insert(10, "wamid.t00003")  # repeated
+    session.order.insert(20, "wamid.gone")  # released
+    del session.records["wamid.t00001"]  # a record the send order still names...
+    session.records["wamid.nowhere"] = session.records.pop("wamid.t00002")  # ...and one it lacks
+    document = encoded(manager, slice_size=4)
+    assert document == export_state(manager)
+    records = document["sessions"][-1]["records"]
+    assert len(records["ids"]) == len(set(records["ids"])) == len(session.records)
+    assert records["ids"][-1] == "wamid.nowhere"
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20))
+def test_ids_are_encoded_byte_for_byte_as_json_dumps(ids: list[str]):
+    assert _strings(ids) == json.dumps(ids, separators=(",", ":"))[1:-1].encode()
+
+
+@given(st.lists(st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1)))
+def test_printable_ascii_ids_quotes_and_backslashes_included(ids: list[str]):
+    assert json.loads(b"[" + _strings(ids) + b"]") == ids
+
+
+async def test_an_async_snapshot_pauses_as_long_as_it_worked(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot_module, "PAUSE_AFTER", 0.0)  # a pause after every piece
+    pauses: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded(delay: float, *args: object) -> None:
+        pauses.append(delay)
+        await sleep(0)
+
+    monkeypatch.setattr(snapshot_module.asyncio, "sleep", recorded)
+    clock = Clock(at("2026-11-30T08:00"))
+    manager = churning_manager(clock)
+    await save_snapshot_async(manager, tmp_path / "state.json")
+    assert len(pauses) > manager.tracked_messages / 2_500 and all(p > 0 for p in pauses)

@@ -5,7 +5,10 @@ Used by snapshots (``state_file``) and by the simulation's heap checkpoints. Sav
 so that a server never stalls on it: :func:`copy_state` copies what can change (a few
 milliseconds for 150,000 records: C-level copies of each session's dict and send order), then
 :func:`encode_state` turns the copy into JSON text piece by piece, at most ``slice_size``
-records per piece, so the caller can yield to its event loop between pieces.
+records per piece, so the caller can yield to its event loop between pieces. A piece is
+C-level work too (about 0.15 ms per 1,000 records): records are popped from the copy a slice
+at a time, ids quoted with one ``join`` (``json.dumps`` only when an id holds a character JSON
+escapes), the packed ints written by the JSON encoder.
 
 The format is versioned (:data:`STATE_VERSION`); version 1 files (records as ``[id, packed]``
 pairs) are migrated on restore, anything else is refused with :class:`StateError`. The restored
@@ -25,6 +28,7 @@ import logging
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from plugin.core.manager import MessageSessionManager
@@ -55,6 +59,8 @@ STATE_VERSION = 2
 SLICE_SIZE = 2_500
 _HISTORY_SLICE = 500
 _SEPARATORS = (",", ":")
+#: What JSON escapes in a string of printable ASCII (and control characters, never in an id).
+_ESCAPED = bytes(range(0x20)) + b'"\\'
 _RECIPIENT_BITS = RECIPIENT_MASK << RECIPIENT_SHIFT
 _MAX_PACKED = 1 << (TAG_SHIFT + TAG_BITS)  # the widest record: its tag is on top
 _MAX_STATUS = 5
@@ -147,26 +153,43 @@ def copy_state(manager: MessageSessionManager, extra: dict[str, Any] | None = No
 
 
 def _record_slices(copy: _SessionCopy, size: int) -> Iterator[tuple[list[str], list[int]]]:
-    """The session's live records in send order (each id once), ``size`` ids of the send
-    order at a time; then any record the order lacks."""
-    records, order, seen = copy.records, copy.order, set[str]()
+    """The session's live records in send order, each id once (where it first appears),
+    ``size`` ids of the send order at a time; then any record the order lacks.
+
+    Consumes ``copy.records``: each record is popped as it is taken, so one C-level pass over
+    a slice looks the ids up and drops repeats (a repeated or released id pops nothing)."""
+    records, order = copy.records, copy.order
+    take, nothing = records.pop, repeat(None)
     for first in range(0, len(order), size):
         ids = order[first : first + size]
-        packed = list(map(records.get, ids))
-        if None in packed or not seen.isdisjoint(ids) or len(set(ids)) != len(ids):
-            # Released or repeated ids: each live record once, where it first appears.
-            ids = [i for i in dict.fromkeys(ids) if i in records and i not in seen]
-            packed = [records[i] for i in ids]
-        seen.update(ids)
+        left = len(records)
+        packed = list(map(take, ids, nothing))
+        if len(records) != left - len(ids):  # released or repeated ids in this slice
+            kept = [(i, p) for i, p in zip(ids, packed, strict=True) if p is not None]
+            ids, packed = [i for i, _ in kept], [p for _, p in kept]
         yield ids, packed  # type: ignore[misc]
-    if len(seen) != len(records):
-        rest = [i for i in records if i not in seen]
-        yield rest, [records[i] for i in rest]
+    rest = list(records)
+    for first in range(0, len(rest), size):
+        ids = rest[first : first + size]
+        yield ids, list(map(take, ids))
+
+
+def _strings(ids: list[str]) -> bytes:
+    """``ids`` as the elements of a JSON array, byte for byte what ``json.dumps`` writes, at a
+    fraction of its cost: message ids are printable ASCII, so quoting them is enough when none
+    holds a quote, a backslash or a control character (one C-level scan checks it)."""
+    text = '","'.join(ids)
+    if text.isascii():
+        raw = text.encode()
+        if len(raw.translate(None, _ESCAPED)) == len(raw) - 2 * (len(ids) - 1):
+            return b'"' + raw + b'"'
+    return json.dumps(ids, separators=_SEPARATORS)[1:-1].encode()
 
 
 def encode_state(copy: StateCopy, slice_size: int = SLICE_SIZE) -> Iterator[bytes]:
     """The JSON document of ``copy`` in pieces, each costing at most ``slice_size`` records'
-    (or tombstones') work: records as two parallel arrays, ``ids`` and ``packed`` ints."""
+    (or tombstones') work: records as two parallel arrays, ``ids`` and ``packed`` ints.
+    A copy is encoded once (its records are consumed)."""
     dumps = json.JSONEncoder(separators=_SEPARATORS).encode
     yield (dumps(copy.head)[:-1] + ',"history":[').encode()
     history = copy.history
@@ -176,15 +199,14 @@ def encode_state(copy: StateCopy, slice_size: int = SLICE_SIZE) -> Iterator[byte
     yield b'],"sessions":['
     for number, session in enumerate(copy.sessions):
         yield (("," if number else "") + dumps(session.head)[:-1] + ',"records":{"ids":[').encode()
-        packed_pieces: list[str] = []
+        packed_pieces: list[bytes] = []
         for ids, packed in _record_slices(session, slice_size):
             if ids:
-                comma = "," if packed_pieces else ""
-                packed_pieces.append(comma + dumps(packed)[1:-1])
-                yield (comma + dumps(ids)[1:-1]).encode()
+                between = b"," if packed_pieces else b""
+                packed_pieces.append(between + dumps(packed)[1:-1].encode())
+                yield between + _strings(ids)
         yield b'],"packed":['
-        for piece in packed_pieces:
-            yield piece.encode()
+        yield from packed_pieces
         yield b"]}}"
     yield b'],"tombstones":['
     for number, (at, digests) in enumerate(copy.tombstones):
