@@ -63,6 +63,10 @@ def chat_of(raw_id: object) -> str | None:
     return None
 
 
+#: Acks are small integers; a number past this is garbage (refused), not a future ack value.
+_ACK_RANGE = 1 << 31
+
+
 def ack_receipt(
     item: Mapping[str, Any],
     statuses: Mapping[int, Status],
@@ -85,8 +89,8 @@ def ack_receipt(
         result.reject(f"ack with an unusable id {shown(raw_id)}")
         return
     ack = item.get("ack")
-    if type(ack) is not int:
-        result.reject(f"ack {message_id}: ack is not an integer")
+    if type(ack) is not int or not -_ACK_RANGE < ack < _ACK_RANGE:
+        result.reject(f"ack {message_id}: ack is not an integer of the library's numbering")
         return
     status = statuses.get(ack)
     if status is None:

@@ -46,7 +46,7 @@ __all__ = [
 PROVIDER = "meta"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 OBJECT = "whatsapp_business_account"
-_MAX_NUMBER = 10**20
+_MAX_NUMBER = 2**63  # a recipient_id integer: 19 digits at most, as JSON parsers read it alike
 
 #: Meta statuses, plus Gupshup v3's ``enqueued``. Anything else (``deleted``, …) is ignored.
 STATUSES: Mapping[str, Status] = {
