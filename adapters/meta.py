@@ -32,6 +32,7 @@ from adapters.base import (
     verify_hex_hmac,
 )
 from plugin.core.model import InboundMessage, Receipt, ReceiptError, Status
+from plugin.core.records import MAX_MESSAGE_ID_LENGTH
 
 __all__ = [
     "PROVIDER",
@@ -46,6 +47,7 @@ __all__ = [
 PROVIDER = "meta"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 OBJECT = "whatsapp_business_account"
+_FAILED = Status.FAILED
 _MAX_NUMBER = 2**63  # a recipient_id integer: 19 digits at most, as JSON parsers read it alike
 
 #: Meta statuses, plus Gupshup v3's ``enqueued``. Anything else (``deleted``, …) is ignored.
@@ -184,7 +186,13 @@ def _status(item: dict[str, Any], value: dict[str, Any], result: ParseResult) ->
         result.ignored += 1
         return None
     message_id = item.get("id")
-    if not is_message_id(message_id):
+    # the core's rule (valid_message_id), inline: this runs for every status
+    if not (
+        type(message_id) is str
+        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
+        and message_id.isascii()
+        and message_id.isprintable()
+    ) and not is_message_id(message_id):  # a str subclass, say: the rule itself decides
         raise ValueError("unusable id")
     stamp = item.get("timestamp")
     if type(stamp) is str and len(stamp) < 12 and stamp.isascii() and stamp.isdecimal():
@@ -205,8 +213,9 @@ def _status(item: dict[str, Any], value: dict[str, Any], result: ParseResult) ->
         recipient = recipient_number(recipient)
     else:  # since 2026, users with a username may come with a business-scoped user id only
         recipient = _user_id(item.get("recipient_user_id"))
-    error = _failure(item, value) if status is Status.FAILED else None
-    return Receipt(message_id, status, timestamp, recipient, PROVIDER, error)
+    if status is _FAILED:
+        return Receipt(message_id, status, timestamp, recipient, PROVIDER, _failure(item, value))
+    return Receipt(message_id, status, timestamp, recipient, PROVIDER)
 
 
 def _user_id(value: object) -> str | None:
