@@ -25,7 +25,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,11 +33,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loadgen import HOST, SECRET, free_port, start_server, stop_server, wait_ready
-from webhook_throughput import run_aiohttp, run_wrk, write_bodies
+from webhook_throughput import (
+    PER_POST,
+    measure_interleaved,
+    paired,
+    print_table,
+    run_aiohttp,
+    run_wrk,
+    write_payloads,
+)
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 30.0
-STORES = ("memory", "redis")
+STORES = ("memory", "redis")  # the server names in the table too
 
 
 def start(store: str, port: int, redis_url: str, prefix: str) -> subprocess.Popen[bytes]:
@@ -80,16 +87,11 @@ def main() -> int:
 
     ports = {store: free_port() for store in STORES}
     servers = {store: start(store, ports[store], args.redis_url, prefix) for store in STORES}
-    results: dict[tuple[str, int], list[dict[str, float]]] = {}
     try:
         for store in STORES:
             wait_ready(f"http://{HOST}:{ports[store]}/healthz", servers[store])
         with tempfile.TemporaryDirectory() as tmp:
-            payloads = {}
-            for index, per_post in enumerate((1, 50)):
-                path = Path(tmp) / f"bodies-{per_post}.txt"
-                count = args.bodies if per_post == 1 else max(1, args.bodies // 5)
-                payloads[per_post] = (path, write_bodies(path, per_post, count, index * 10**7))
+            payloads = write_payloads(Path(tmp), args.bodies)
 
             def measure(store: str, per_post: int, seconds: float) -> dict[str, float]:
                 url = f"http://{HOST}:{ports[store]}/webhooks/meta"
@@ -98,16 +100,7 @@ def main() -> int:
                     return run_wrk(url, path, seconds, args.connections, 1)
                 return run_aiohttp(url, bodies, seconds, args.connections)
 
-            for store in STORES:  # warm-up
-                for per_post in payloads:
-                    measure(store, per_post, 2)
-            for rep in range(args.repeats):
-                order = STORES[rep % 2 :] + STORES[: rep % 2]
-                for per_post in payloads:
-                    for store in order:
-                        got = measure(store, per_post, args.seconds)
-                        results.setdefault((store, per_post), []).append(got)
-                print(f"  (repetition {rep + 1}/{args.repeats} done)", file=sys.stderr, flush=True)
+            results = measure_interleaved(list(STORES), measure, args.seconds, args.repeats)
     finally:
         for process in servers.values():
             stop_server(process)
@@ -124,33 +117,12 @@ def main() -> int:
         f"machine: {os.cpu_count()} CPUs, load average at the end "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)"
     )
-    header = (
-        f"{'store':<8} | {'statuses/POST':>13} | {'requests/s':>10} | {'receipts/s':>10} | "
-        f"{'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    medians: dict[tuple[str, int], dict[str, float]] = {}
-    for per_post in (1, 50):
-        for store in STORES:
-            runs = results[(store, per_post)]
-            m = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
-            m["errors"] = sum(r["errors"] for r in runs)
-            medians[(store, per_post)] = m
-            print(
-                f"{store:<8} | {per_post:>13} | {m['rps']:>10,.0f} | "
-                f"{m['rps'] * per_post:>10,.0f} | {m['p50_ms']:>7.2f} | {m['p99_ms']:>7.2f} | "
-                f"{m['errors']:>6.0f}"
-            )
-
-    def ratio(per_post: int) -> float:
-        pairs = zip(results[("redis", per_post)], results[("memory", per_post)], strict=True)
-        return statistics.median(r["rps"] / m["rps"] for r, m in pairs)
-
+    medians = print_table(results, list(STORES))
+    ratio = {n: paired(results, "redis", "memory", n) for n in PER_POST}
     p99 = medians[("redis", 1)]["p99_ms"]
     print(
-        f"ratio redis/memory requests/s: 1 status {ratio(1):.2f}x (target >= {TARGET_RATIO}x), "
-        f"50 statuses {ratio(50):.2f}x (no target); redis p99 with 1 status {p99:.1f} ms "
+        f"ratio redis/memory requests/s: 1 status {ratio[1]:.2f}x (target >= {TARGET_RATIO}x), "
+        f"50 statuses {ratio[50]:.2f}x (no target); redis p99 with 1 status {p99:.1f} ms "
         f"(target < {TARGET_P99_MS:g} ms)"
     )
     return 0

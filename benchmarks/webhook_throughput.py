@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from itertools import cycle
 from pathlib import Path
 
@@ -101,6 +102,79 @@ def run_aiohttp(
     }
 
 
+Payloads = dict[int, tuple[Path, list[tuple[bytes, str]]]]
+Results = dict[tuple[str, int], list[dict[str, float]]]
+PER_POST = (1, 50)
+
+
+def write_payloads(directory: Path, bodies: int) -> Payloads:
+    """The bodies file (and bodies) of each payload: ``bodies`` of 1 status, a fifth as many
+    of 50."""
+    payloads: Payloads = {}
+    for index, per_post in enumerate(PER_POST):
+        path = directory / f"bodies-{per_post}.txt"
+        count = bodies if per_post == 1 else max(1, bodies // 5)
+        payloads[per_post] = (path, write_bodies(path, per_post, count, index * 10**7))
+    return payloads
+
+
+def measure_interleaved(
+    names: list[str],
+    measure: Callable[[str, int, float], dict[str, float]],
+    seconds: float,
+    repeats: int,
+) -> Results:
+    """A 2 s warm-up of each server and payload, then ``repeats`` repetitions of every run,
+    the server order rotating each repetition."""
+    results: Results = {}
+    for name in names:
+        for per_post in PER_POST:
+            measure(name, per_post, 2)
+    for rep in range(repeats):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for per_post in PER_POST:
+            for name in order:
+                results.setdefault((name, per_post), []).append(measure(name, per_post, seconds))
+        print(f"  (repetition {rep + 1}/{repeats} done)", file=sys.stderr, flush=True)
+    return results
+
+
+def print_table(
+    results: Results, names: list[str], handled: Callable[[str, int], int] | None = None
+) -> dict[tuple[str, int], dict[str, float]]:
+    """The medians of each server and payload, as a table (``handled``: statuses a server
+    applies of a POST, all of them by default); returns them."""
+    width = max(8, *(len(name) for name in names))
+    header = (
+        f"{'server':<{width}} | {'statuses/POST':>13} | {'requests/s':>10} | "
+        f"{'receipts/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    medians: dict[tuple[str, int], dict[str, float]] = {}
+    for per_post in PER_POST:
+        for name in names:
+            runs = results[(name, per_post)]
+            m = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
+            m["errors"] = sum(r["errors"] for r in runs)
+            medians[(name, per_post)] = m
+            count = per_post if handled is None else handled(name, per_post)
+            print(
+                f"{name:<{width}} | {per_post:>13} | {m['rps']:>10,.0f} | "
+                f"{m['rps'] * count:>10,.0f} | {m['p50_ms']:>7.2f} | {m['p99_ms']:>7.2f} | "
+                f"{m['errors']:>6.0f}"
+            )
+    return medians
+
+
+def paired(results: Results, a: str, b: str, per_post: int) -> float:
+    """The median over the repetitions of ``a``'s requests/s over ``b``'s."""
+    return statistics.median(
+        x["rps"] / y["rps"]
+        for x, y in zip(results[(a, per_post)], results[(b, per_post)], strict=True)
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per measured run")
@@ -154,16 +228,11 @@ def main() -> int:
             log=Path("/tmp/pywa-server.log"),
         )
     names = list(servers)
-    results: dict[tuple[str, int], list[dict[str, float]]] = {}
     try:
         for name in names:
             wait_ready(f"http://{HOST}:{ports[name]}/healthz", servers[name])
         with tempfile.TemporaryDirectory() as tmp:
-            payloads: dict[int, tuple[Path, list[tuple[bytes, str]]]] = {}
-            for index, per_post in enumerate((1, 50)):
-                path = Path(tmp) / f"bodies-{per_post}.txt"
-                count = args.bodies if per_post == 1 else max(1, args.bodies // 5)
-                payloads[per_post] = (path, write_bodies(path, per_post, count, index * 10**7))
+            payloads = write_payloads(Path(tmp), args.bodies)
 
             def measure(name: str, per_post: int, seconds: float) -> dict[str, float]:
                 url = f"http://{HOST}:{ports[name]}/webhooks/meta"
@@ -172,16 +241,7 @@ def main() -> int:
                     return run_wrk(url, path, seconds, args.connections, args.threads)
                 return run_aiohttp(url, bodies, seconds, args.connections)
 
-            for name in names:  # warm-up
-                for per_post in payloads:
-                    measure(name, per_post, 2)
-            for rep in range(args.repeats):
-                order = names[rep % len(names) :] + names[: rep % len(names)]
-                for per_post in payloads:
-                    for name in order:
-                        got = measure(name, per_post, args.seconds)
-                        results.setdefault((name, per_post), []).append(got)
-                print(f"  (repetition {rep + 1}/{args.repeats} done)", file=sys.stderr, flush=True)
+            results = measure_interleaved(names, measure, args.seconds, args.repeats)
     finally:
         for process in servers.values():
             stop_server(process)
@@ -201,25 +261,8 @@ def main() -> int:
         f"machine: {os.cpu_count()} CPUs, load average at the end "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)"
     )
-    header = (
-        f"{'server':<12} | {'statuses/POST':>13} | {'requests/s':>10} | "
-        f"{'receipts/s':>10} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    medians: dict[tuple[str, int], dict[str, float]] = {}
-    for per_post in (1, 50):
-        for name in names:
-            runs = results[(name, per_post)]
-            m = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
-            m["errors"] = sum(r["errors"] for r in runs)
-            medians[(name, per_post)] = m
-            handled = 1 if name == "pywa" else per_post  # pywa reads statuses[0] only
-            print(
-                f"{name:<12} | {per_post:>13} | {m['rps']:>10,.0f} | "
-                f"{m['rps'] * handled:>10,.0f} | {m['p50_ms']:>7.2f} | {m['p99_ms']:>7.2f} | "
-                f"{m['errors']:>6.0f}"
-            )
+    # pywa builds one update from statuses[0]: it handles one status of a POST
+    medians = print_table(results, names, lambda name, n: 1 if name == "pywa" else n)
 
     if "pywa" in servers:
         print(
@@ -227,16 +270,10 @@ def main() -> int:
             "it handles one status, so its receipts/s column counts 1 per request"
         )
 
-    def paired(a: str, b: str, per_post: int) -> float:
-        return statistics.median(
-            x["rps"] / y["rps"]
-            for x, y in zip(results[(a, per_post)], results[(b, per_post)], strict=True)
-        )
-
     parts = [
         "ratio wa-sessions/minimal requests/s: "
         + ", ".join(
-            f"{p} status{'es' if p > 1 else ''} {paired('wa-sessions', 'minimal', p):.2f}x"
+            f"{p} status{'es' if p > 1 else ''} {paired(results, 'wa-sessions', 'minimal', p):.2f}x"
             for p in (1, 50)
         )
         + f" (target >= {TARGET_MINIMAL}x)",
@@ -248,7 +285,8 @@ def main() -> int:
         parts.append(
             "wa-sessions/pywa requests/s: "
             + ", ".join(
-                f"{p} status{'es' if p > 1 else ''} {paired('wa-sessions', 'pywa', p):.2f}x"
+                f"{p} status{'es' if p > 1 else ''} "
+                f"{paired(results, 'wa-sessions', 'pywa', p):.2f}x"
                 for p in (1, 50)
             )
             + f" (target >= {TARGET_PYWA}x)"

@@ -19,6 +19,7 @@ from tests.providers import meta_status, meta_status_body, sign_meta
 from tests.serving import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVE = (sys.executable, "-m", "plugin.cli.main", "serve")
 
 
 def free_port() -> int:
@@ -40,25 +41,17 @@ def wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 15.
     raise AssertionError(f"{url} did not come up")
 
 
-def test_serve_answers_and_shuts_down_gracefully_on_sigterm(tmp_path):
+def start_serve(
+    settings: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """``wa-sessions serve --settings settings`` on a free port, up (``/healthz`` answers), with
+    ``env`` (default: this environment without its ``WHATSAPP_*`` variables); killed if it
+    does not come up."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_")}
     port = free_port()
-    settings = tmp_path / "settings.toml"
-    settings.write_text(
-        '[default.meta]\napp_secret = "serve-secret"\n'
-        '[default.server]\nadmin_token = "serve-admin"\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_")}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "plugin.cli.main",
-            "serve",
-            "--settings",
-            str(settings),
-            "--port",
-            str(port),
-        ],
+        [*SERVE, "--settings", str(settings), "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -67,6 +60,22 @@ def test_serve_answers_and_shuts_down_gracefully_on_sigterm(tmp_path):
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=10)
+        raise
+    return process, port
+
+
+def test_serve_answers_and_shuts_down_gracefully_on_sigterm(tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        '[default.meta]\napp_secret = "serve-secret"\n'
+        '[default.server]\nadmin_token = "serve-admin"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_")}
+    process, port = start_serve(settings, env)
+    try:
         now = str(int(time.time()))
         body = meta_status_body([meta_status("wamid.SERVE", "sent", timestamp=now)])
         request = urllib.request.Request(

@@ -23,6 +23,7 @@ from plugin.hooks.events import HookEvents, call_hook
 from plugin.hooks.hookspecs import hookimpl
 from plugin.hooks.plugins import make_plugin_manager
 from plugin.server.runtime import PLUGIN_MANAGER_KEY, RUNTIME_KEY
+from plugin.stores.base import Store
 from plugin.stores.memory import MemoryStore
 from tests.clock import Clock, at
 from tests.providers import meta_status, meta_status_body, sign_meta
@@ -31,7 +32,8 @@ from tests.serving import META_SECRET, make_app
 NOW = at("2026-11-30T10:00")
 
 
-def wired(manager: MessageSessionManager, *plugins: object, **kw: Any) -> HookEvents:
+def wired(manager: MessageSessionManager | Store, *plugins: object, **kw: Any) -> HookEvents:
+    """A HookEvents sink for ``manager`` (a manager or a store), with ``plugins`` registered."""
     pm = make_plugin_manager(manager, entry_points=False)
     for plugin in plugins:
         pm.register(plugin)

@@ -10,51 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import pytest
 
 from plugin.core.errors import StoreUnavailable
 from plugin.core.model import Outcome, Receipt, Status
-from plugin.hooks.events import HookEvents
-from plugin.hooks.plugins import make_plugin_manager
 from plugin.stores.redis.store import RedisStore
 from tests.clock import Clock, at
 from tests.providers import meta_status
 from tests.redis_private import PrivateRedis, private_redis
 from tests.redis_support import new_prefix, redis_prefix, redis_url
-from tests.test_events import SlowExpiryLog
+from tests.test_events import SlowExpiryLog, wired
 from tests.test_redis_server import post_statuses, redis_app
+from tests.test_redis_stream import clock, stores
 
-__all__ = ["private_redis", "redis_prefix", "redis_url"]  # fixtures used here
+__all__ = ["clock", "private_redis", "redis_prefix", "redis_url", "stores"]  # fixtures used here
 
 HOUR = 3600.0
 DAY = 86400.0
 MONDAY = at("2026-11-30T00:00")
 S, D, R, F = Status.SENT, Status.DELIVERED, Status.READ, Status.FAILED
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(MONDAY + 10 * HOUR)
-
-
-@pytest.fixture
-async def stores(redis_url: str, clock: Clock) -> AsyncIterator[Callable[..., Any]]:
-    """``await stores(prefix, **kwargs)``: a connected store, closed after the test."""
-    made: list[RedisStore] = []
-
-    async def make(prefix: str, **kwargs: Any) -> RedisStore:
-        kwargs.setdefault("redaction_key", "test-key")
-        store = RedisStore(redis_url, prefix, clock=clock, **kwargs)
-        await store.connect()
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        await store.close()
 
 
 def traffic(seed: int, messages: int = 60, receipts: int = 400) -> list[Receipt]:
@@ -70,8 +43,8 @@ def traffic(seed: int, messages: int = 60, receipts: int = 400) -> list[Receipt]
 async def test_concurrent_callers_share_script_calls_and_get_their_own_outcomes(
     stores, redis_prefix
 ):
-    batched = await stores(redis_prefix)
-    alone = await stores(new_prefix(batched.url), batching=False)
+    batched = await stores()
+    alone = await stores(prefix=new_prefix(batched.url), batching=False)
     for store in (batched, alone):
         for index in range(0, 60, 2):  # half the messages tracked, half adopted
             assert await store.track_sent(f"wamid.B{index:03d}", "16505551234")
@@ -91,7 +64,7 @@ async def test_concurrent_callers_share_script_calls_and_get_their_own_outcomes(
 
 
 async def test_calls_of_every_size_get_their_outcomes_in_order(stores, redis_prefix):
-    store = await stores(redis_prefix, batch_size=50)
+    store = await stores(batch_size=50)
     receipts = traffic(2, receipts=600)
     sizes = [1, 3, 120, 7, 49, 50, 51, 2, 200, 117]  # some bigger than a batch
     assert sum(sizes) == len(receipts)
@@ -103,7 +76,7 @@ async def test_calls_of_every_size_get_their_outcomes_in_order(stores, redis_pre
         asyncio.gather(*(store.apply_receipts(call) for call in calls)), 10
     )
     assert [len(result) for result in results] == sizes
-    reference = await stores(new_prefix(store.url), batching=False)
+    reference = await stores(prefix=new_prefix(store.url), batching=False)
     expected = await reference.apply_receipts(receipts)
     assert [outcome for result in results for outcome in result] == expected
 
@@ -155,15 +128,10 @@ async def test_session_completion_runs_in_the_upkeep_task_off_the_request_path(
     assert summary.counters["sent"] == 5 and summary.counters["expired"] == 5
 
 
-async def test_a_slow_async_hook_receives_every_expiry_of_a_redis_burst(stores, redis_prefix):
-    clock = Clock(MONDAY + 10 * HOUR)
-    store = await stores(redis_prefix, batch_size=200, ack_tracking_window="1h")
-    store._clock = clock
+async def test_a_slow_async_hook_receives_every_expiry_of_a_redis_burst(stores, clock):
+    store = await stores(batch_size=200, ack_tracking_window="1h")
     audit = SlowExpiryLog()
-    pm = make_plugin_manager(store, entry_points=False)
-    pm.register(audit)
-    events = HookEvents(pm, store, max_queue=40)
-    events.attach(store)
+    events = wired(store, audit, max_queue=40)
     await events.start()
     try:
         ids = [f"wamid.E{index:04d}" for index in range(1000)]

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,9 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from plugin.core.model import SessionSummary
-from plugin.hooks.events import HookEvents
 from plugin.hooks.hookspecs import hookimpl
-from plugin.hooks.plugins import make_plugin_manager
 from plugin.server.runtime import MANAGER_KEY, PLUGIN_MANAGER_KEY, RUNTIME_KEY
 from plugin.stores.redis.scripts import EVENT_GROUP
 from plugin.stores.redis.store import RedisStore
@@ -33,7 +30,8 @@ from tests.clock import Clock, at
 from tests.redis_support import RedisProxy, redis_prefix, redis_url
 from tests.serving import ADMIN_TOKEN
 from tests.serving import Clock as AppClock
-from tests.test_cli_serve import ROOT, free_port, wait_until_up
+from tests.test_cli_serve import ROOT, start_serve
+from tests.test_events import wired
 from tests.test_redis_server import redis_app
 
 __all__ = ["redis_prefix", "redis_url"]  # fixtures used here
@@ -85,9 +83,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def stores(redis_url: str, redis_prefix: str, clock: Clock) -> AsyncIterator[Stores]:
-    """``await stores(sink, background=False, **kwargs)``: a store on the test's prefix; with
-    ``background`` its delivery loop runs as a task. Teardown cancels and awaits every task,
-    then closes every store."""
+    """``await stores(sink, background=False, **kwargs)``: a store on the test's prefix (or
+    ``prefix=``); with ``background`` its delivery loop runs as a task. Teardown cancels and
+    awaits every task, then closes every store."""
     made: list[RedisStore] = []
     tasks: list[asyncio.Task[None]] = []
 
@@ -95,7 +93,8 @@ async def stores(redis_url: str, redis_prefix: str, clock: Clock) -> AsyncIterat
         kw.setdefault("redaction_key", "stream-test")
         kw.setdefault("url", redis_url)
         kw.setdefault("clock", clock)
-        store = RedisStore(prefix=redis_prefix, events=sink, **kw)
+        kw.setdefault("prefix", redis_prefix)
+        store = RedisStore(events=sink, **kw)
         async with asyncio.timeout(10):
             await store.connect()
         made.append(store)
@@ -178,9 +177,7 @@ async def test_a_completed_session_is_in_the_stream_delivered_once_and_acknowled
     # the session completes (max_session_age) while its records' windows are still open
     store = await stores(ack_tracking_window="24h", max_session_age="24h")
     recorder = Recorder()
-    pm = make_plugin_manager(store, entry_points=False)
-    pm.register(recorder)
-    HookEvents(pm, store).attach(store)  # not started: hooks run at once, in the caller
+    wired(store, recorder)  # not started: hooks run at once, in the caller
     await store.track_sent("wamid.A", "16505551234")
     await store.track_sent("wamid.B")
     clock.set(MONDAY + DAY)
@@ -232,10 +229,7 @@ async def test_the_entry_is_acknowledged_only_after_the_hook_ran(
 ):
     store = await stores(ack_tracking_window="2h")
     gate = Gate()
-    pm = make_plugin_manager(store, entry_points=False)
-    pm.register(gate)
-    events = HookEvents(pm, store, hook_timeout=30)
-    events.attach(store)
+    events = wired(store, gate, hook_timeout=30)
     if queued:
         await events.start()  # the server's way: a background task dispatches
     try:
@@ -262,10 +256,7 @@ async def test_a_hook_cancelled_at_shutdown_leaves_its_entry_pending(
 ):
     store = await stores(ack_tracking_window="2h")
     gate = Gate()
-    pm = make_plugin_manager(store, entry_points=False)
-    pm.register(gate)
-    events = HookEvents(pm, store, hook_timeout=30)
-    events.attach(store)
+    events = wired(store, gate, hook_timeout=30)
     await events.start()
     await store.track_sent("wamid.A")
     clock.set(MONDAY + DAY + 2 * HOUR)
@@ -319,9 +310,6 @@ async def whatsapp_session_completed(summary):
 """
 
 
-SERVE = (sys.executable, "-m", "plugin.cli.main", "serve")
-
-
 def serve(tmp_path: Path, redis_url: str, prefix: str, mark: Path) -> subprocess.Popen[str]:
     (tmp_path / "blocking_completion_hook.py").write_text(PLUGIN)
     settings = tmp_path / "settings.toml"
@@ -340,21 +328,7 @@ def serve(tmp_path: Path, redis_url: str, prefix: str, mark: Path) -> subprocess
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSAPP_")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
     env["WA_TEST_MARK"] = str(mark)
-    port = free_port()
-    process = subprocess.Popen(
-        [*SERVE, "--settings", str(settings), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
-    except BaseException:
-        process.kill()
-        process.communicate(timeout=10)
-        raise
+    process, _ = start_serve(settings, env)
     return process
 
 

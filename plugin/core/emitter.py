@@ -57,6 +57,14 @@ class EventEmitter:
     def record_hook_error(self) -> None:
         self.hook_errors += 1
 
+    async def room_for_background(self) -> None:
+        """Before a slice of background work (expiry, completion): wait for room in the event
+        queue when the sink applies backpressure (``HookEvents.room_for_background``), so a
+        burst's events never overflow it; at once for a sink that does not."""
+        room = getattr(self._events, "room_for_background", None)
+        if room is not None:
+            await room()
+
     def announce_completion(
         self,
         summary: SessionSummary,

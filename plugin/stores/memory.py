@@ -94,10 +94,8 @@ class MemoryStore:
         sink applies backpressure (``HookEvents.room_for_background``): no event is dropped."""
         # The manager's sink, however it was attached (through this store or directly). The
         # drain waits for half the queue to be free: the other half is the receive path's.
-        room = getattr(self.manager._events, "room_for_background", None)
         while True:
-            if room is not None:
-                await room()  # before each slice: the queue holds at most one slice more
+            await self.manager.room_for_background()  # the queue holds one slice more at most
             if not self.manager.settle_slice():
                 return
             await asyncio.sleep(0)

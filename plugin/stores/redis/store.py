@@ -580,7 +580,7 @@ class RedisStore(EventEmitter):
         for session_id in due:
             cleared = 0
             while True:
-                await self._room_for_events()
+                await self.room_for_background()
                 args = [*self._args.header(now, self._batch), session_id, opts.history_limit]
                 args += [cleared, self.event_stream_maxlen]
                 reply = await self._call(self._complete, args)
@@ -620,14 +620,6 @@ class RedisStore(EventEmitter):
         except StoreUnavailable as exc:
             log.warning("completed sessions stay in the Stream, delivered later: %s", exc)
 
-    async def _room_for_events(self) -> None:
-        """Before a batch of releases: wait for room in the event queue when the sink applies
-        backpressure (``HookEvents.room_for_background``), so a burst's expiry events never
-        overflow it; the queue holds at most one batch more."""
-        room = getattr(self._events, "room_for_background", None)
-        if room is not None and self._on_expired is not None:
-            await room()
-
     async def _expire_all(
         self, now: float, token: str, *, mark_cleanup: bool = False
     ) -> tuple[int, int]:
@@ -636,7 +628,7 @@ class RedisStore(EventEmitter):
         expired = dropped = 0
         mark = 1 if mark_cleanup else 0
         while True:
-            await self._room_for_events()
+            await self.room_for_background()
             reply = await self._call(self._expire, [*self._args.header(now, self._batch), mark])
             mark = 0
             expired += (len(reply) - 3) // 6
